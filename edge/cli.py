@@ -1,0 +1,33 @@
+"""``dr-edge``: the DR device's command line.
+
+Each area of the edge registers its own subcommands; this module only assembles them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules that expose ``register(subparsers)``; each adds its subcommands with
+# ``set_defaults(func=...)`` where ``func(args) -> int``.
+_COMMAND_MODULES: tuple[str, ...] = ("edge.drivers.cli",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dr-edge", description="DR station daemon and tools")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

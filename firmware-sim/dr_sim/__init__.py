@@ -1,0 +1,1 @@
+"""Simulator of the DR hardware (fingerprint sensor, QR scanner) behind a pseudo-terminal."""
