@@ -13,7 +13,15 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.fixtures.broker",
+    "tests.fixtures.station",
+    "tests.fixtures.keys",
+    "tests.fixtures.queue",
+    "tests.fixtures.templates",
+    "tests.fixtures.central",
+    "tests.fixtures.sim",
+]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,112 @@
+"""Central's tables (portable SQL, see :mod:`central.store`) and their creation.
+
+Times are stored as ISO-8601 UTC text with microseconds (fixed width, so text order is time
+order). Biometric data never sits in clear: ``biometrics.ciphertext`` is AES-256-GCM with a
+storage key from central's key directory and a random nonce per row.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from central.store import Store
+
+SCHEMA_VERSION: Final = 1
+
+_DDL: Final = (
+    """CREATE TABLE IF NOT EXISTS meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS prerequests (
+        number TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        fields TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        consumed_at TEXT,
+        request_number TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS stamps (
+        number TEXT PRIMARY KEY,
+        amount_cents INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at TEXT,
+        request_number TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS devices (
+        device_id TEXT PRIMARY KEY,
+        commune_code TEXT NOT NULL,
+        commune_name TEXT NOT NULL,
+        station INTEGER NOT NULL,
+        signing_key {blob} NOT NULL,
+        handover_key {blob},
+        state TEXT NOT NULL,
+        registered_at TEXT NOT NULL,
+        revoked_at TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS counters (
+        name TEXT PRIMARY KEY,
+        value {bigint} NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS leases (
+        lease_id TEXT PRIMARY KEY,
+        device_id TEXT NOT NULL REFERENCES devices (device_id),
+        first_counter {bigint} NOT NULL,
+        count INTEGER NOT NULL,
+        issued_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS leases_by_device ON leases (device_id, first_counter)",
+    """CREATE TABLE IF NOT EXISTS requests (
+        request_number TEXT PRIMARY KEY,
+        enrolment_id TEXT NOT NULL UNIQUE,
+        envelope_digest {blob} NOT NULL,
+        device_id TEXT NOT NULL REFERENCES devices (device_id),
+        commune_code TEXT NOT NULL,
+        prerequest_number TEXT NOT NULL UNIQUE REFERENCES prerequests (number),
+        stamp_number TEXT UNIQUE REFERENCES stamps (number),
+        agent_id TEXT NOT NULL,
+        leased INTEGER NOT NULL,
+        stage TEXT NOT NULL,
+        stage_at TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        ack {blob} NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS stage_history (
+        request_number TEXT NOT NULL REFERENCES requests (request_number),
+        seq INTEGER NOT NULL,
+        stage TEXT NOT NULL,
+        at TEXT NOT NULL,
+        note TEXT NOT NULL,
+        PRIMARY KEY (request_number, seq)
+    )""",
+    """CREATE TABLE IF NOT EXISTS biometrics (
+        enrolment_id TEXT PRIMARY KEY REFERENCES requests (enrolment_id),
+        key_id TEXT NOT NULL,
+        nonce {blob} NOT NULL,
+        ciphertext {blob} NOT NULL
+    )""",
+)
+
+
+def create_schema(store: Store) -> None:
+    """Create the tables if missing and check the schema version (idempotent)."""
+    with store.transaction() as tx:
+        for statement in _DDL:
+            tx.execute(statement)
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+            (str(SCHEMA_VERSION),),
+        )
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ('request', 0) ON CONFLICT DO NOTHING"
+        )
+        row = tx.one("SELECT value FROM meta WHERE key = 'schema_version'")
+    if row is None or int(row[0]) != SCHEMA_VERSION:
+        found = None if row is None else row[0]
+        raise RuntimeError(f"database schema version {found}, this central needs {SCHEMA_VERSION}")

@@ -1,0 +1,949 @@
+"""The central service API: pre-requests, tax stamps, devices, numbers, ingest, status.
+
+:class:`CentralService` is synchronous and thread-safe: every call runs in its own database
+transaction on its own pooled connection, so the HTTP server, the MQTT side and the CLI call
+it from any thread (asyncio code uses ``asyncio.to_thread``). Several processes may share one
+PostgreSQL database: every "check, then change" is one conditional UPDATE or a unique
+constraint, so when two devices race for one pre-request or one stamp exactly one wins.
+
+Calls made on behalf of a device take ``device_id`` as authenticated by the transport (TLS
+client certificate / MQTT topic) and answer a :class:`~dr_contracts.rejections.Rejection`
+instead of raising when the request is refused, so the caller can send it back as is.
+Operator calls raise (``KeyError`` for an unknown id, ``ValueError`` subclasses otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from central.config import CentralConfig
+from central.keyring import CentralKeyring
+from central.models import (
+    ALLOWED_AMOUNTS_CENTS,
+    AMOUNT_GUYANE_CENTS,
+    GUYANE_DEPARTMENT,
+    NEXT_STAGES,
+    Device,
+    DeviceState,
+    LeaseGrant,
+    PreRequest,
+    PreRequestForm,
+    PreRequestStatus,
+    RequestStatus,
+    Stage,
+    StageEvent,
+    StageTransitionError,
+    Stamp,
+    StampState,
+)
+from central.rules import check_record
+from central.schema import create_schema
+from central.store import ConflictError, Row, Store, Transaction
+from dr_contracts import envelope as env
+from dr_contracts.acks import Ack
+from dr_contracts.enrolment import EnrolmentRecord
+from dr_contracts.handover import HandoverTemplate, seal_handover
+from dr_contracts.identifiers import (
+    ALPHANUMERIC,
+    DeviceId,
+    IdentifierError,
+    MistypedIdentifierError,
+    NumberLease,
+    counter_of_request_number,
+    parse_prerequest_number,
+    parse_request_number,
+    parse_stamp_number,
+    request_number_for,
+    sign_lease,
+)
+from dr_contracts.keys import CentralRecipientKey, ed25519_public_bytes
+from dr_contracts.qr import encode_prerequest_qr
+from dr_contracts.rejections import RejectedError, Rejection, RejectionCode
+
+log = logging.getLogger("central.service")
+
+PREREQUEST_VALIDITY: Final = timedelta(days=365)
+MAX_INGEST_ATTEMPTS: Final = 3
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(when: datetime) -> str:
+    """Fixed-width ISO-8601 UTC text: text order is time order (see central.schema)."""
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _dt_opt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _add_months(when: datetime, months: int) -> datetime:
+    month0 = when.month - 1 + months
+    year, month = when.year + month0 // 12, month0 % 12 + 1
+    for day in range(when.day, 27, -1):  # 31 Jan + 1 month -> 28/29 Feb
+        try:
+            return when.replace(year=year, month=month, day=day)
+        except ValueError:
+            continue
+    return when.replace(year=year, month=month, day=min(when.day, 28))
+
+
+class DeviceExistsError(ValueError):
+    def __init__(self, device_id: str) -> None:
+        super().__init__(f"device {device_id} is already registered (use replace)")
+        self.device_id = device_id
+
+
+class CentralService:
+    """See the module docstring. Open with :meth:`open` or build from a store and keys."""
+
+    def __init__(
+        self,
+        store: Store,
+        keys: CentralKeyring,
+        *,
+        clock: Clock = utc_now,
+        lease_size_max: int = 100,
+        lease_validity: timedelta = timedelta(days=30),
+        max_open_leases: int = 4,
+        max_envelope_bytes: int = env.MAX_ENVELOPE_BYTES,
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self._clock = clock
+        self._lease_size_max = lease_size_max
+        self._lease_validity = lease_validity
+        self._max_open_leases = max_open_leases
+        self._max_envelope_bytes = max_envelope_bytes
+        self._revocation_listeners: list[Callable[[str], None]] = []
+        self._listeners_lock = threading.Lock()
+        create_schema(store)
+
+    @classmethod
+    def open(cls, *, database: str, key_dir: Path, clock: Clock = utc_now) -> CentralService:
+        """Open the database (created if needed) and load the keys of ``key_dir``."""
+        return cls(Store.open(database), CentralKeyring.load(key_dir), clock=clock)
+
+    @classmethod
+    def from_config(cls, config: CentralConfig, *, clock: Clock = utc_now) -> CentralService:
+        """Open the service described by a :class:`central.config.CentralConfig`."""
+        return cls(
+            Store.open(config.database),
+            CentralKeyring.load(config.key_dir),
+            clock=clock,
+            lease_size_max=config.lease_max_count,
+            lease_validity=timedelta(days=config.lease_validity_days),
+            max_open_leases=config.lease_max_open,
+            max_envelope_bytes=config.max_envelope_bytes,
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> CentralService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- keys for the edge -----------------------------------------------------------------
+
+    @property
+    def signing_public_key(self) -> Ed25519PublicKey:
+        return self.keys.signing.public_key
+
+    @property
+    def recipient_public_key(self) -> CentralRecipientKey:
+        return self.keys.recipient_public
+
+    # --- pre-requests ----------------------------------------------------------------------
+
+    def create_prerequest(
+        self,
+        form: PreRequestForm,
+        *,
+        number: str | None = None,
+        status: PreRequestStatus = PreRequestStatus.VALIDATED,
+    ) -> PreRequest:
+        """Record a pre-request (the national online service's side); returns it.
+
+        Without ``number`` a random unused one is drawn.
+        """
+        if status not in (PreRequestStatus.VALIDATED, PreRequestStatus.DECLARED):
+            raise ValueError("a new pre-request is validated or declared")
+        now = self._clock()
+        for _ in range(8):
+            candidate = (
+                parse_prerequest_number(number)
+                if number is not None
+                else "".join(secrets.choice(ALPHANUMERIC) for _ in range(10))
+            )
+            pre = PreRequest(
+                number=candidate,
+                status=status,
+                form=form,
+                created_at=now,
+                expires_at=now + PREREQUEST_VALIDITY,
+            )
+            try:
+                with self.store.transaction() as tx:
+                    tx.execute(
+                        "INSERT INTO prerequests (number, status, reason, fields, created_at,"
+                        " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            pre.number,
+                            pre.status.value,
+                            form.reason.value,
+                            json.dumps(form.to_dict(), ensure_ascii=False, sort_keys=True),
+                            _ts(pre.created_at),
+                            _ts(pre.expires_at),
+                        ),
+                    )
+            except ConflictError:
+                if number is not None:
+                    raise ValueError(f"pre-request {candidate} already exists") from None
+                continue
+            return pre
+        raise RuntimeError("could not draw an unused pre-request number")
+
+    def get_prerequest(self, number: str) -> PreRequest | None:
+        """Operator view of a pre-request (``None`` if unknown); expiry is applied."""
+        number = parse_prerequest_number(number)
+        with self.store.transaction() as tx:
+            return self._load_prerequest(tx, number)
+
+    def prerequest_qr(self, number: str) -> str:
+        """The signed QR payload printed on the pre-request's recap."""
+        return encode_prerequest_qr(number, signing_key=self.keys.signing.private_key)
+
+    def lookup_prerequest(self, number: str, *, device_id: str) -> PreRequest | Rejection:
+        """For a DR: the pre-request, if it can be used for an enrolment now."""
+        try:
+            with self.store.transaction() as tx:
+                self._active_device(tx, device_id)
+                pre = self._usable_prerequest(tx, number)
+        except RejectedError as exc:
+            return exc.rejection
+        return pre
+
+    def _load_prerequest(self, tx: Transaction, number: str) -> PreRequest | None:
+        row = tx.one(
+            "SELECT number, status, fields, created_at, expires_at, consumed_at, request_number"
+            " FROM prerequests WHERE number = ?",
+            (number,),
+        )
+        if row is None:
+            return None
+        status = PreRequestStatus(row[1])
+        expires_at = _dt(row[4])
+        if status in (PreRequestStatus.VALIDATED, PreRequestStatus.DECLARED) and (
+            self._clock() >= expires_at
+        ):
+            status = PreRequestStatus.EXPIRED
+        return PreRequest(
+            number=row[0],
+            status=status,
+            form=PreRequestForm.from_dict(json.loads(row[2])),
+            created_at=_dt(row[3]),
+            expires_at=expires_at,
+            consumed_at=_dt_opt(row[5]),
+            request_number=row[6],
+        )
+
+    def _usable_prerequest(self, tx: Transaction, number: str) -> PreRequest:
+        try:
+            number = parse_prerequest_number(number)
+        except IdentifierError as exc:
+            raise RejectedError.of(RejectionCode.PREREQUEST_MALFORMED, exc.reason) from None
+        pre = self._load_prerequest(tx, number)
+        if pre is None:
+            raise RejectedError.of(RejectionCode.PREREQUEST_UNKNOWN)
+        if pre.status is PreRequestStatus.CONSUMED:
+            raise RejectedError.of(RejectionCode.PREREQUEST_CONSUMED)
+        if pre.status is PreRequestStatus.EXPIRED:
+            raise RejectedError.of(RejectionCode.PREREQUEST_EXPIRED)
+        return pre
+
+    # --- tax stamps ------------------------------------------------------------------------
+
+    def create_stamp(self, *, amount_cents: int = 2500, number: str | None = None) -> Stamp:
+        """Record a tax stamp (the tax authority's side): unused, valid 12 months."""
+        if amount_cents not in ALLOWED_AMOUNTS_CENTS:
+            raise ValueError(f"amount {amount_cents} cents: 2500 (25 EUR) or 1250 (Guyane)")
+        now = self._clock()
+        for _ in range(8):
+            candidate = (
+                parse_stamp_number(number)
+                if number is not None
+                else "".join(secrets.choice("0123456789") for _ in range(16))
+            )
+            stamp = Stamp(
+                number=candidate,
+                amount_cents=amount_cents,
+                state=StampState.UNUSED,
+                created_at=now,
+                expires_at=_add_months(now, 12),
+            )
+            try:
+                with self.store.transaction() as tx:
+                    tx.execute(
+                        "INSERT INTO stamps (number, amount_cents, state, created_at, expires_at)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (
+                            candidate,
+                            amount_cents,
+                            stamp.state.value,
+                            _ts(now),
+                            _ts(stamp.expires_at),
+                        ),
+                    )
+            except ConflictError:
+                if number is not None:
+                    raise ValueError(f"stamp {candidate} already exists") from None
+                continue
+            return stamp
+        raise RuntimeError("could not draw an unused stamp number")
+
+    def cancel_stamp(self, number: str) -> Stamp:
+        """Cancel an unused stamp (refund); a used stamp cannot be cancelled."""
+        number = parse_stamp_number(number)
+        with self.store.transaction() as tx:
+            changed = tx.execute(
+                "UPDATE stamps SET state = 'cancelled' WHERE number = ? AND state = 'unused'",
+                (number,),
+            ).rowcount
+            stamp = self._load_stamp(tx, number)
+        if stamp is None:
+            raise KeyError(number)
+        if not changed and stamp.state is not StampState.CANCELLED:
+            raise ValueError(f"stamp {number} is {stamp.state}, it cannot be cancelled")
+        return stamp
+
+    def get_stamp(self, number: str) -> Stamp | None:
+        number = parse_stamp_number(number)
+        with self.store.transaction() as tx:
+            return self._load_stamp(tx, number)
+
+    def check_stamp(self, number: str, *, device_id: str) -> Stamp | Rejection:
+        """For a DR: the stamp, if it can pay for an enrolment at this device's mairie now."""
+        try:
+            with self.store.transaction() as tx:
+                device = self._active_device(tx, device_id)
+                return self._usable_stamp(tx, number, commune_code=device.commune_code)
+        except RejectedError as exc:
+            return exc.rejection
+
+    def _load_stamp(self, tx: Transaction, number: str) -> Stamp | None:
+        row = tx.one(
+            "SELECT number, amount_cents, state, created_at, expires_at, used_at"
+            " FROM stamps WHERE number = ?",
+            (number,),
+        )
+        if row is None:
+            return None
+        state = StampState(row[2])
+        expires_at = _dt(row[4])
+        if state is StampState.UNUSED and self._clock() >= expires_at:
+            state = StampState.EXPIRED
+        return Stamp(
+            number=row[0],
+            amount_cents=int(row[1]),
+            state=state,
+            created_at=_dt(row[3]),
+            expires_at=expires_at,
+            used_at=_dt_opt(row[5]),
+        )
+
+    def _usable_stamp(self, tx: Transaction, number: str, *, commune_code: str) -> Stamp:
+        try:
+            number = parse_stamp_number(number)
+        except IdentifierError as exc:
+            raise RejectedError.of(RejectionCode.STAMP_MALFORMED, exc.reason) from None
+        stamp = self._load_stamp(tx, number)
+        if stamp is None:
+            raise RejectedError.of(RejectionCode.STAMP_UNKNOWN)
+        code = {
+            StampState.USED: RejectionCode.STAMP_USED,
+            StampState.CANCELLED: RejectionCode.STAMP_CANCELLED,
+            StampState.EXPIRED: RejectionCode.STAMP_EXPIRED,
+        }.get(stamp.state)
+        if code is not None:
+            raise RejectedError.of(code)
+        guyane = commune_code.startswith(GUYANE_DEPARTMENT)
+        if (stamp.amount_cents == AMOUNT_GUYANE_CENTS) != guyane:
+            raise RejectedError.of(
+                RejectionCode.STAMP_WRONG_AMOUNT,
+                f"{stamp.amount_cents} cents at commune {commune_code}",
+            )
+        return stamp
+
+    # --- devices ---------------------------------------------------------------------------
+
+    def register_device(
+        self,
+        device_id: str,
+        *,
+        commune_name: str,
+        signing_key: Ed25519PublicKey,
+        handover_key: CentralRecipientKey | None = None,
+        replace: bool = False,
+    ) -> Device:
+        """Add a device to the registry (active). ``replace`` re-provisions an existing id."""
+        parsed = DeviceId.parse(device_id)
+        device_id = str(parsed)
+        now = self._clock()
+        values = (
+            parsed.commune,
+            commune_name,
+            parsed.station,
+            ed25519_public_bytes(signing_key),
+            None if handover_key is None else handover_key.to_bytes(),
+            DeviceState.ACTIVE.value,
+            _ts(now),
+        )
+        with self.store.transaction() as tx:
+            exists = tx.one("SELECT 1 FROM devices WHERE device_id = ?", (device_id,))
+            if exists and not replace:
+                raise DeviceExistsError(device_id)
+            if exists:
+                tx.execute(
+                    "UPDATE devices SET commune_code = ?, commune_name = ?, station = ?,"
+                    " signing_key = ?, handover_key = ?, state = ?, registered_at = ?,"
+                    " revoked_at = NULL WHERE device_id = ?",
+                    (*values, device_id),
+                )
+            else:
+                tx.execute(
+                    "INSERT INTO devices (commune_code, commune_name, station, signing_key,"
+                    " handover_key, state, registered_at, device_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*values, device_id),
+                )
+            device = self._load_device(tx, device_id)
+        assert device is not None
+        log.info("device registered", extra={"device_id": device_id})
+        return device
+
+    def revoke_device(self, device_id: str) -> Device:
+        """Revoke a device: refused at once by ingest and every RPC; listeners are told."""
+        with self.store.transaction() as tx:
+            tx.execute(
+                "UPDATE devices SET state = 'revoked', revoked_at = ?"
+                " WHERE device_id = ? AND state = 'active'",
+                (_ts(self._clock()), device_id),
+            )
+            device = self._load_device(tx, device_id)
+        if device is None:
+            raise KeyError(device_id)
+        log.warning("device revoked", extra={"device_id": device_id})
+        with self._listeners_lock:
+            listeners = list(self._revocation_listeners)
+        for listener in listeners:
+            try:
+                listener(device_id)
+            except Exception:
+                log.exception("revocation listener failed", extra={"device_id": device_id})
+        return device
+
+    def add_revocation_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(device_id)`` after each revocation made through this instance.
+
+        The link uses it to regenerate the broker ACL and disconnect the device. Revocations
+        made by another process (the CLI) are seen through :meth:`devices` (state).
+        """
+        with self._listeners_lock:
+            self._revocation_listeners.append(listener)
+
+    def device(self, device_id: str) -> Device | None:
+        with self.store.transaction() as tx:
+            return self._load_device(tx, device_id)
+
+    def devices(self) -> list[Device]:
+        """The whole registry, ordered by device id."""
+        with self.store.transaction() as tx:
+            rows = tx.all(f"{_DEVICE_SELECT} ORDER BY device_id")
+        return [_device_from_row(row) for row in rows]
+
+    def _load_device(self, tx: Transaction, device_id: str) -> Device | None:
+        row = tx.one(f"{_DEVICE_SELECT} WHERE device_id = ?", (device_id,))
+        return None if row is None else _device_from_row(row)
+
+    def _active_device(self, tx: Transaction, device_id: str) -> Device:
+        device = self._load_device(tx, device_id)
+        if device is None:
+            raise RejectedError.of(RejectionCode.UNKNOWN_DEVICE, device_id)
+        if device.state is not DeviceState.ACTIVE:
+            raise RejectedError.of(RejectionCode.REVOKED_DEVICE, device_id)
+        return device
+
+    # --- request numbers -------------------------------------------------------------------
+
+    def _allocate(self, tx: Transaction, count: int) -> int:
+        """First of ``count`` fresh counter values (the counter only grows: never reused)."""
+        row = tx.one(
+            "UPDATE counters SET value = value + ? WHERE name = 'request' RETURNING value",
+            (count,),
+        )
+        assert row is not None, "counters row missing"
+        return int(row[0]) - count
+
+    def issue_number(self) -> str:
+        """A fresh request number, for an enrolment ingested without one (and for benches)."""
+        with self.store.transaction() as tx:
+            return request_number_for(self._allocate(tx, 1))
+
+    def lease_numbers(self, device_id: str, *, count: int) -> LeaseGrant | Rejection:
+        """Lease ``count`` numbers to a device, signed, for receipts while offline."""
+        if not 1 <= count <= self._lease_size_max:
+            raise ValueError(f"lease count must be 1..{self._lease_size_max}, got {count}")
+        now = self._clock()
+        try:
+            with self.store.transaction() as tx:
+                self._active_device(tx, device_id)
+                row = tx.one(
+                    "SELECT COUNT(*) FROM leases WHERE device_id = ? AND expires_at > ?",
+                    (device_id, _ts(now)),
+                )
+                if row is not None and int(row[0]) >= self._max_open_leases:
+                    raise RejectedError.of(
+                        RejectionCode.LEASE_LIMIT, f"{row[0]} open leases for {device_id}"
+                    )
+                lease = NumberLease(
+                    lease_id=str(uuid.uuid4()),
+                    device_id=device_id,
+                    first=self._allocate(tx, count),
+                    count=count,
+                    issued_at=now,
+                    expires_at=now + self._lease_validity,
+                )
+                tx.execute(
+                    "INSERT INTO leases (lease_id, device_id, first_counter, count, issued_at,"
+                    " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        lease.lease_id,
+                        device_id,
+                        lease.first,
+                        count,
+                        _ts(now),
+                        _ts(lease.expires_at),
+                    ),
+                )
+        except RejectedError as exc:
+            return exc.rejection
+        return LeaseGrant(lease=lease, signed=sign_lease(lease, self.keys.signing.private_key))
+
+    # --- ingest ----------------------------------------------------------------------------
+
+    def ingest(self, envelope: bytes, *, device_id: str) -> Ack | Rejection:
+        """Verify, open, validate and record a sealed enrolment; answer an ack or a rejection.
+
+        ``device_id`` is the sender as authenticated by the transport. A duplicate of an
+        enrolment already recorded gets the stored acknowledgement again (same bytes, same
+        number). Never raises for bad input; an internal failure is logged and answered
+        with a retryable ``internal_error``.
+        """
+        received_at = self._clock()
+        try:
+            return self._ingest(envelope, device_id=device_id, received_at=received_at)
+        except RejectedError as exc:
+            log.info(
+                "enrolment rejected",
+                extra={"device_id": device_id, "code": exc.rejection.code.value},
+            )
+            return exc.rejection
+        except Exception:
+            log.exception("ingest failed", extra={"device_id": device_id})
+            return Rejection(RejectionCode.INTERNAL_ERROR)
+
+    def _ingest(self, data: bytes, *, device_id: str, received_at: datetime) -> Ack:
+        if len(data) > self._max_envelope_bytes:
+            raise RejectedError.of(RejectionCode.TOO_LARGE, f"{len(data)} bytes")
+        try:
+            header = env.peek_header(data)
+        except env.EnvelopeError as exc:
+            raise RejectedError.of(RejectionCode.MALFORMED_ENVELOPE, str(exc)) from None
+        if header.device_id != device_id:
+            raise RejectedError.of(
+                RejectionCode.DEVICE_MISMATCH, f"header names {header.device_id}"
+            )
+        with self.store.transaction() as tx:
+            device = self._active_device(tx, device_id)
+        try:
+            opened = env.open_enrolment(
+                data,
+                recipient_keys=self.keys.decryption_keys,
+                device_public_key=device.signing_key,
+                expected_device_id=device_id,
+            )
+        except env.EnvelopeError as exc:
+            raise RejectedError.of(_envelope_rejection(exc), str(exc)) from None
+        digest = hashlib.sha256(data).digest()
+        for attempt in range(MAX_INGEST_ATTEMPTS):
+            try:
+                return self._record(
+                    opened.record, device=device, digest=digest, received_at=received_at
+                )
+            except ConflictError:
+                # Lost a race (the same enrolment delivered twice at once, or a number or
+                # pre-request taken meanwhile): the retry sees the winner's rows and answers
+                # accordingly (same ack, or the specific rejection).
+                if attempt == MAX_INGEST_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _stored_answer(self, tx: Transaction, enrolment_id: str, digest: bytes) -> Ack | None:
+        row = tx.one(
+            "SELECT envelope_digest, ack FROM requests WHERE enrolment_id = ?", (enrolment_id,)
+        )
+        if row is None:
+            return None
+        if bytes(row[0]) != digest:
+            raise RejectedError.of(RejectionCode.REPLAYED, f"enrolment {enrolment_id}")
+        return _ack_from_bytes(bytes(row[1]))
+
+    def _record(
+        self, record: EnrolmentRecord, *, device: Device, digest: bytes, received_at: datetime
+    ) -> Ack:
+        now = self._clock()
+        with self.store.transaction() as tx:
+            stored = self._stored_answer(tx, record.enrolment_id, digest)
+            if stored is not None:
+                return stored
+            self._active_device(tx, device.device_id)  # revoked meanwhile: refuse now
+            try:
+                pre = self._usable_prerequest(tx, record.prerequest_number)
+            except RejectedError:
+                # The pre-request may have been consumed by this very enrolment, recorded by
+                # another instance since our first look: answer with its ack then.
+                stored = self._stored_answer(tx, record.enrolment_id, digest)
+                if stored is not None:
+                    return stored
+                raise
+            if record.reason != pre.form.reason:
+                raise RejectedError.of(
+                    RejectionCode.INVALID_RECORD,
+                    f"reason {record.reason} differs from the pre-request's {pre.form.reason}",
+                )
+            check_record(record, birth_date=pre.form.birth_date)
+            number, leased = self._number_for(tx, record, device_id=device.device_id)
+            if not tx.execute(
+                "UPDATE prerequests SET status = 'consumed', consumed_at = ?, request_number = ?"
+                " WHERE number = ? AND status IN ('validated', 'declared')",
+                (_ts(now), number, pre.number),
+            ).rowcount:
+                raise RejectedError.of(RejectionCode.PREREQUEST_CONSUMED)
+            self._consume_stamp(tx, record, pre=pre, device=device, number=number, now=now)
+            ack = Ack.signed(
+                enrolment_id=record.enrolment_id,
+                device_id=device.device_id,
+                request_number=number,
+                prerequest_number=pre.number,
+                received_at=received_at,
+                recorded_at=now,
+                key=self.keys.signing,
+            )
+            tx.execute(
+                "INSERT INTO requests (request_number, enrolment_id, envelope_digest, device_id,"
+                " commune_code, prerequest_number, stamp_number, agent_id, leased, stage,"
+                " stage_at, received_at, recorded_at, ack)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    number,
+                    record.enrolment_id,
+                    digest,
+                    device.device_id,
+                    device.commune_code,
+                    pre.number,
+                    record.tax_stamp_number,
+                    record.agent_id,
+                    int(leased),
+                    Stage.RECEIVED.value,
+                    _ts(now),
+                    _ts(received_at),
+                    _ts(now),
+                    ack.to_bytes(),
+                ),
+            )
+            tx.execute(
+                "INSERT INTO stage_history (request_number, seq, stage, at, note)"
+                " VALUES (?, 0, ?, ?, '')",
+                (number, Stage.RECEIVED.value, _ts(now)),
+            )
+            nonce, ciphertext = self.keys.storage.encrypt(
+                record.to_bytes(), aad=_biometrics_aad(record.enrolment_id)
+            )
+            tx.execute(
+                "INSERT INTO biometrics (enrolment_id, key_id, nonce, ciphertext)"
+                " VALUES (?, ?, ?, ?)",
+                (record.enrolment_id, self.keys.storage.key_id, nonce, ciphertext),
+            )
+        log.info(
+            "enrolment recorded",
+            extra={"device_id": device.device_id, "enrolment_id": record.enrolment_id},
+        )
+        return ack
+
+    def _number_for(
+        self, tx: Transaction, record: EnrolmentRecord, *, device_id: str
+    ) -> tuple[str, bool]:
+        if record.request_number is None:
+            return request_number_for(self._allocate(tx, 1)), False
+        try:
+            number = parse_request_number(record.request_number)
+        except MistypedIdentifierError:
+            raise RejectedError.of(RejectionCode.NUMBER_MISTYPED) from None
+        except IdentifierError as exc:
+            raise RejectedError.of(RejectionCode.NUMBER_MALFORMED, exc.reason) from None
+        counter = counter_of_request_number(number)
+        lease = tx.one(
+            "SELECT lease_id FROM leases WHERE device_id = ? AND first_counter <= ?"
+            " AND first_counter + count > ?",
+            (device_id, counter, counter),
+        )
+        if lease is None:
+            raise RejectedError.of(RejectionCode.NUMBER_NOT_LEASED, number)
+        if tx.one("SELECT 1 FROM requests WHERE request_number = ?", (number,)) is not None:
+            raise RejectedError.of(RejectionCode.NUMBER_ALREADY_USED, number)
+        return number, True
+
+    def _consume_stamp(
+        self,
+        tx: Transaction,
+        record: EnrolmentRecord,
+        *,
+        pre: PreRequest,
+        device: Device,
+        number: str,
+        now: datetime,
+    ) -> None:
+        if record.tax_stamp_number is None:
+            if pre.form.reason.requires_tax_stamp:
+                raise RejectedError.of(RejectionCode.STAMP_REQUIRED)
+            return
+        stamp = self._usable_stamp(tx, record.tax_stamp_number, commune_code=device.commune_code)
+        if not tx.execute(
+            "UPDATE stamps SET state = 'used', used_at = ?, request_number = ?"
+            " WHERE number = ? AND state = 'unused' AND expires_at > ?",
+            (_ts(now), number, stamp.number, _ts(now)),
+        ).rowcount:
+            raise RejectedError.of(RejectionCode.STAMP_USED)
+
+    def enrolment_record(self, request_number: str) -> EnrolmentRecord:
+        """Decrypt a stored enrolment (instructing centre's side; never logged)."""
+        number = parse_request_number(request_number)
+        with self.store.transaction() as tx:
+            row = tx.one(
+                "SELECT b.enrolment_id, b.nonce, b.ciphertext FROM biometrics b"
+                " JOIN requests r ON r.enrolment_id = b.enrolment_id WHERE r.request_number = ?",
+                (number,),
+            )
+        if row is None:
+            raise KeyError(number)
+        plaintext = self.keys.storage.decrypt(
+            bytes(row[1]), bytes(row[2]), aad=_biometrics_aad(row[0])
+        )
+        return EnrolmentRecord.from_bytes(plaintext)
+
+    # --- status ----------------------------------------------------------------------------
+
+    def request_status(self, number: str) -> RequestStatus | Rejection:
+        """Public status of a request; a mistyped number is told apart from an unknown one."""
+        try:
+            parsed = _parse_number_or_reject(number)
+            with self.store.transaction() as tx:
+                status = self._load_status(tx, parsed)
+        except RejectedError as exc:
+            return exc.rejection
+        if status is None:
+            return Rejection(RejectionCode.NUMBER_UNKNOWN)
+        return status
+
+    def advance_status(self, number: str, stage: Stage, *, note: str = "") -> RequestStatus:
+        """Operator: move a request to ``stage`` (forward only, or to rejected).
+
+        Raises :class:`RejectedError` (malformed/mistyped/unknown number) or
+        :class:`StageTransitionError`.
+        """
+        parsed = _parse_number_or_reject(number)
+        with self.store.transaction() as tx:
+            return self._advance(tx, parsed, stage, note=note)
+
+    def _advance(self, tx: Transaction, number: str, stage: Stage, *, note: str) -> RequestStatus:
+        current = self._load_status(tx, number)
+        if current is None:
+            raise RejectedError.of(RejectionCode.NUMBER_UNKNOWN)
+        if stage not in NEXT_STAGES[current.stage]:
+            raise StageTransitionError(number, current.stage, stage)
+        now = self._clock()
+        # Conditional on the stage read: two operators racing move it once.
+        if not tx.execute(
+            "UPDATE requests SET stage = ?, stage_at = ? WHERE request_number = ? AND stage = ?",
+            (stage.value, _ts(now), number, current.stage.value),
+        ).rowcount:
+            raise StageTransitionError(number, current.stage, stage)
+        tx.execute(
+            "INSERT INTO stage_history (request_number, seq, stage, at, note)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (number, len(current.history), stage.value, _ts(now), note),
+        )
+        status = self._load_status(tx, number)
+        assert status is not None
+        return status
+
+    def _load_status(self, tx: Transaction, number: str) -> RequestStatus | None:
+        row = tx.one("SELECT stage, commune_code FROM requests WHERE request_number = ?", (number,))
+        if row is None:
+            return None
+        history = tx.all(
+            "SELECT stage, at, note FROM stage_history WHERE request_number = ? ORDER BY seq",
+            (number,),
+        )
+        return RequestStatus(
+            request_number=number,
+            stage=Stage(row[0]),
+            commune_code=row[1],
+            history=tuple(StageEvent(Stage(s), _dt(at), note) for s, at, note in history),
+        )
+
+    def _handover_request(self, tx: Transaction, number: str, device: Device) -> RequestStatus:
+        status = self._load_status(tx, number)
+        if status is None:
+            raise RejectedError.of(RejectionCode.NUMBER_UNKNOWN)
+        if status.stage is not Stage.AVAILABLE:
+            raise RejectedError.of(RejectionCode.NOT_AVAILABLE_FOR_HANDOVER, status.stage)
+        if status.commune_code != device.commune_code:
+            raise RejectedError.of(RejectionCode.WRONG_MAIRIE, status.commune_code)
+        return status
+
+    def handover_templates(self, number: str, *, device_id: str) -> bytes | Rejection:
+        """For a DR at handover: the enrolment's templates sealed to this device's key."""
+        try:
+            parsed = _parse_number_or_reject(number)
+            with self.store.transaction() as tx:
+                device = self._active_device(tx, device_id)
+                self._handover_request(tx, parsed, device)
+            if device.handover_key is None:
+                raise RejectedError.of(RejectionCode.NO_HANDOVER_KEY, device_id)
+        except RejectedError as exc:
+            return exc.rejection
+        record = self.enrolment_record(parsed)
+        templates = [
+            HandoverTemplate(position=f.position, template=f.template)
+            for f in record.captured_fingers
+            if f.template is not None
+        ]
+        return seal_handover(
+            templates,
+            request_number=parsed,
+            device_id=device_id,
+            device_key=CentralRecipientKey(device.handover_key),
+        )
+
+    def record_handover(self, number: str, *, device_id: str) -> RequestStatus | Rejection:
+        """For a DR: the card was handed over (after the identity check)."""
+        try:
+            parsed = _parse_number_or_reject(number)
+            with self.store.transaction() as tx:
+                device = self._active_device(tx, device_id)
+                self._handover_request(tx, parsed, device)
+                return self._advance(tx, parsed, Stage.HANDED_OVER, note=device_id)
+        except RejectedError as exc:
+            return exc.rejection
+        except StageTransitionError:
+            return Rejection(RejectionCode.NOT_AVAILABLE_FOR_HANDOVER)
+
+    def requests_by_stage(self) -> dict[str, int]:
+        """Counts per stage (dashboard)."""
+        with self.store.transaction() as tx:
+            rows = tx.all("SELECT stage, COUNT(*) FROM requests GROUP BY stage")
+        return {str(stage): int(count) for stage, count in rows}
+
+    def iter_request_numbers(self) -> Iterator[str]:
+        with self.store.transaction() as tx:
+            rows = tx.all("SELECT request_number FROM requests ORDER BY recorded_at")
+        for (number,) in rows:
+            yield number
+
+
+_DEVICE_SELECT: Final = (
+    "SELECT device_id, commune_code, commune_name, station, signing_key, handover_key, state,"
+    " registered_at, revoked_at FROM devices"
+)
+
+
+def _device_from_row(row: Row) -> Device:
+    handover = row[5]
+    return Device(
+        device_id=row[0],
+        commune_code=row[1],
+        commune_name=row[2],
+        station=int(row[3]),
+        signing_key=Ed25519PublicKey.from_public_bytes(bytes(row[4])),
+        handover_key=None if handover is None else bytes(handover),
+        state=DeviceState(row[6]),
+        registered_at=_dt(row[7]),
+        revoked_at=_dt_opt(row[8]),
+    )
+
+
+def _biometrics_aad(enrolment_id: str) -> bytes:
+    return b"dr-central-biometrics-v1\x00" + enrolment_id.encode("ascii")
+
+
+def _ack_from_bytes(data: bytes) -> Ack:
+    # Our own stored bytes, from our own database: decoded, not re-verified.
+    return Ack.from_bytes(data)
+
+
+def _parse_number_or_reject(number: str) -> str:
+    try:
+        return parse_request_number(number)
+    except MistypedIdentifierError:
+        raise RejectedError.of(RejectionCode.NUMBER_MISTYPED) from None
+    except IdentifierError as exc:
+        raise RejectedError.of(RejectionCode.NUMBER_MALFORMED, exc.reason) from None
+
+
+def _envelope_rejection(exc: env.EnvelopeError) -> RejectionCode:
+    mapping: tuple[tuple[type[env.EnvelopeError], RejectionCode], ...] = (
+        (env.EnvelopeTooLargeError, RejectionCode.TOO_LARGE),
+        (env.MalformedEnvelopeError, RejectionCode.MALFORMED_ENVELOPE),
+        (env.BadSignatureError, RejectionCode.BAD_SIGNATURE),
+        (env.UnknownRecipientKeyError, RejectionCode.UNKNOWN_RECIPIENT_KEY),
+        (env.DecryptionFailedError, RejectionCode.DECRYPTION_FAILED),
+        (env.ReplayedEnvelopeError, RejectionCode.REPLAYED),
+        (env.InvalidRecordError, RejectionCode.INVALID_RECORD),
+    )
+    if isinstance(exc, env.ContextMismatchError):
+        # The transport's device against the header, or the record against the header.
+        return (
+            RejectionCode.DEVICE_MISMATCH
+            if exc.field == "device_id"
+            else RejectionCode.INVALID_RECORD
+        )
+    for kind, code in mapping:
+        if isinstance(exc, kind):
+            return code
+    return RejectionCode.MALFORMED_ENVELOPE
+
+
+__all__ = ["CentralService", "DeviceExistsError", "utc_now"]

@@ -1,0 +1,212 @@
+"""Minutiae from a ridge skeleton: detection, direction, and removal of false minutiae.
+
+Positions are (row, col) in working pixels; directions are angles in image coordinates
+(x = column to the right, y = row downwards) in [0, 2 pi). The direction of a minutia points
+away from the ridge body: out of the ridge at an ending, and away from the fork (along the
+valley that ends there) at a bifurcation, the ISO/IEC 19794-2 convention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from .blocks import sample_orientation
+
+ENDING = 1
+BIFURCATION = 3
+
+# Offsets of the 8 neighbours in cyclic order (row, col), for the crossing number.
+_RING = np.array([(-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1)])
+
+
+@dataclass(frozen=True, slots=True)
+class RawMinutiae:
+    """Minutiae candidates in working pixels.
+
+    Attributes
+    ----------
+    rc : (K, 2) ndarray of float32
+        (row, col) positions.
+    angle : (K,) ndarray of float32
+        Directions in [0, 2 pi), image coordinates.
+    kind : (K,) ndarray of int8
+        ``ENDING`` (1) or ``BIFURCATION`` (3), the crossing number.
+    """
+
+    rc: NDArray[np.float32]
+    angle: NDArray[np.float32]
+    kind: NDArray[np.int8]
+
+    def take(self, index: NDArray[np.intp] | NDArray[np.bool_]) -> RawMinutiae:
+        return RawMinutiae(rc=self.rc[index], angle=self.angle[index], kind=self.kind[index])
+
+    def __len__(self) -> int:
+        return int(self.kind.shape[0])
+
+
+def crossing_numbers(skeleton: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.int8]]:
+    """Crossing number of every skeleton pixel.
+
+    Parameters
+    ----------
+    skeleton : (M, N) ndarray of bool
+        One-pixel-wide ridges.
+
+    Returns
+    -------
+    index : (K, 2) ndarray of intp
+        (row, col) of the skeleton pixels whose crossing number is 1 or 3.
+    cn : (K,) ndarray of int8
+        Their crossing numbers.
+    """
+    padded = np.pad(skeleton, 1)
+    rows, cols = np.nonzero(padded)
+    ring = padded[rows[:, None] + _RING[:, 0], cols[:, None] + _RING[:, 1]].astype(np.int8)
+    cn = (np.abs(ring - np.roll(ring, -1, axis=1)).sum(axis=1) // 2).astype(np.int8)
+    keep = (cn == ENDING) | (cn == BIFURCATION)
+    return np.stack([rows[keep] - 1, cols[keep] - 1], axis=1), cn[keep]
+
+
+@cache
+def _direction_stencil(reach: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    along = np.concatenate([np.arange(-reach, -1), np.arange(2, reach + 1)]).astype(np.float32)
+    across = np.arange(-2, 3, dtype=np.float32)
+    t, s = np.meshgrid(along, across, indexing="ij")
+    return t.ravel(), s.ravel()
+
+
+def minutia_directions(
+    skeleton: NDArray[np.bool_],
+    rc: NDArray[np.intp],
+    orientation: NDArray[np.float32],
+    *,
+    reach: int,
+) -> NDArray[np.float32]:
+    """Directions of minutiae from the local ridge orientation and the skeleton around them.
+
+    The ridge orientation (modulo pi) gives the axis; the side of the axis holding fewer
+    skeleton pixels, within a narrow band along it, gives the sense: the ridge body (one ridge
+    for an ending, two branches for a bifurcation) lies behind the minutia.
+
+    Parameters
+    ----------
+    skeleton : (M, N) ndarray of bool
+    rc : (K, 2) ndarray of intp
+        Minutiae positions (row, col).
+    orientation : (K,) ndarray of float32
+        Ridge orientation at each minutia, modulo pi, image coordinates.
+    reach : int
+        Length in pixels of the band on each side (about one ridge period).
+
+    Returns
+    -------
+    (K,) ndarray of float32
+        Directions in [0, 2 pi).
+    """
+    t, s = _direction_stencil(reach)
+    cos_o, sin_o = np.cos(orientation)[:, None], np.sin(orientation)[:, None]
+    # Axis u = (cos, sin) in (x, y); across v = (-sin, cos).
+    cols = np.rint(rc[:, 1:2] + t * cos_o - s * sin_o).astype(np.intp)
+    rows = np.rint(rc[:, 0:1] + t * sin_o + s * cos_o).astype(np.intp)
+    inside = (rows >= 0) & (rows < skeleton.shape[0]) & (cols >= 0) & (cols < skeleton.shape[1])
+    hits = skeleton[
+        np.clip(rows, 0, skeleton.shape[0] - 1), np.clip(cols, 0, skeleton.shape[1] - 1)
+    ]
+    hits &= inside
+    # Nearer pixels count more: they belong to this ridge, farther ones may be a neighbour's.
+    weight = 1.0 / np.abs(t)
+    forward = (hits * (t > 0) * weight).sum(axis=1)
+    backward = (hits * (t < 0) * weight).sum(axis=1)
+    flip = forward > backward
+    return np.mod(orientation + np.pi * flip, 2 * np.pi).astype(np.float32)
+
+
+def remove_false_minutiae(
+    raw: RawMinutiae,
+    *,
+    period: float,
+    border_distance: NDArray[np.float32],
+) -> RawMinutiae:
+    """Drop the usual artefacts of skeleton-based extraction.
+
+    Rules, all in units of the ridge period ``period``:
+
+    - border: minutiae nearer than one period to the edge of the foreground;
+    - spurs, bridges, holes, short ridges: any two minutiae closer than ~0.8 period are both
+      dropped (an ending next to a bifurcation is a spur; two bifurcations a bridge or a hole);
+    - breaks: two endings within two periods that face each other are both dropped;
+    - clusters: a minutia with three or more others within two periods sits in noise.
+
+    Parameters
+    ----------
+    raw : RawMinutiae
+    period : float
+        Ridge period in pixels.
+    border_distance : (K,) ndarray of float32
+        Distance of each minutia to the background, pixels.
+
+    Returns
+    -------
+    RawMinutiae
+    """
+    if len(raw) == 0:
+        return raw
+    keep = border_distance >= period
+    delta = raw.rc[:, None, :] - raw.rc[None, :, :]
+    dist = np.hypot(delta[..., 0], delta[..., 1])
+    np.fill_diagonal(dist, np.inf)
+    close = dist < 0.8 * period
+    keep &= ~close.any(axis=1)
+    ends = raw.kind == ENDING
+    both_ends = ends[:, None] & ends[None, :]
+    dtheta = np.abs(np.mod(raw.angle[:, None] - raw.angle[None, :] + np.pi, 2 * np.pi) - np.pi)
+    facing = dtheta > np.pi * 0.7
+    # The segment from one ending to the other should run along the first one's direction.
+    seg_angle = np.arctan2(-delta[..., 0], -delta[..., 1])
+    along = np.abs(np.mod(seg_angle - raw.angle[:, None] + np.pi, 2 * np.pi) - np.pi) < np.pi / 4
+    breaks = both_ends & facing & along & (dist < 2.0 * period)
+    keep &= ~(breaks.any(axis=1) | breaks.any(axis=0))
+    crowd = (dist < 2.0 * period).sum(axis=1)
+    keep &= crowd < 3
+    return raw.take(keep)
+
+
+def detect(
+    skeleton: NDArray[np.bool_],
+    block_orientation: NDArray[np.float32],
+    *,
+    period: float,
+) -> RawMinutiae:
+    """Endings and bifurcations of a skeleton, with their directions.
+
+    Parameters
+    ----------
+    skeleton : (M, N) ndarray of bool
+    block_orientation : (R, C) ndarray of float32
+        Ridge orientation per block (see :mod:`.blocks`), modulo pi.
+    period : float
+        Typical ridge period in pixels.
+
+    Returns
+    -------
+    RawMinutiae
+    """
+    rc, cn = crossing_numbers(skeleton)
+    if rc.shape[0] == 0:
+        empty = np.zeros(0, dtype=np.float32)
+        return RawMinutiae(np.zeros((0, 2), np.float32), empty, np.zeros(0, np.int8))
+    orient = sample_orientation(block_orientation, rc)
+    angle = minutia_directions(skeleton, rc, orient, reach=max(4, round(period)))
+    return RawMinutiae(rc=rc.astype(np.float32), angle=angle, kind=cn)
+
+
+def distance_to_background(mask: NDArray[np.bool_]) -> NDArray[np.float32]:
+    """Distance of each foreground pixel to the nearest background pixel or image edge."""
+    padded = np.pad(mask, 1)
+    dist = ndimage.distance_transform_cdt(padded, metric="chessboard")
+    return np.asarray(dist[1:-1, 1:-1], dtype=np.float32)

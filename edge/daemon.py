@@ -1,0 +1,322 @@
+"""``dr-edge run``: the DR device daemon.
+
+One asyncio process, one :class:`asyncio.TaskGroup`: the MQTT link (store-and-forward drain,
+RPC, telemetry), the QR scanner reader, the request-number lease keeper and the agent console
+(aiohttp on the loopback interface). The fingerprint sensor is driven on demand by the
+workflow. At start the workflow resumes interrupted sessions (:meth:`Station.resume`); on
+SIGTERM or SIGINT every task is cancelled, the console stops accepting requests, the files are
+closed, and the process exits 0.
+
+The console's actual address is written to ``<state dir>/console.url`` once it listens (useful
+with ``console.port = 0``), and removed at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from dr_contracts.audit import AuditLog
+from edge.config import EdgeConfig
+from edge.console.app import create_app
+from edge.sdnotify import SystemdNotifier, feed_watchdog, watchdog_interval
+from edge.station.agents import AgentDirectory
+from edge.station.bundle import DeviceBundle, load_bundle
+from edge.station.errors import CentralUnavailableError, StationError
+from edge.station.ports import CentralPort, EnrolmentSink, ScannerPort, SensorPort
+from edge.station.store import StationStore
+from edge.station.vault import Vault
+from edge.station.workflow import Station
+
+log = logging.getLogger(__name__)
+
+LEASE_CHECK_INTERVAL = 30.0  # seconds between two checks of the request-number pool
+SENSOR_FR = {"ready": "prêt", "absent": "non connecté", "error": "en erreur"}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class LocalParts:
+    """The daemon's local files, opened (no network, no device)."""
+
+    store: StationStore
+    audit: AuditLog
+    agents: AgentDirectory
+
+    def close(self) -> None:
+        self.store.close()
+        self.audit.close()
+
+
+def open_local(config: EdgeConfig, *, clock: Callable[[], datetime] = utc_now) -> LocalParts:
+    """Opens (creating on first use) the state directory's station database and audit log."""
+    state_dir = config.device.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    vault = Vault.load_or_create(state_dir / "state.key")
+    store = StationStore(config.station_db, vault=vault)
+    audit = AuditLog(state_dir / "audit.sqlite3")
+    policy = config.policy
+    agents = AgentDirectory(
+        store,
+        audit,
+        lockout_failures=policy.lockout_failures,
+        lockout=timedelta(minutes=policy.lockout_minutes),
+        token_lifetime=timedelta(hours=policy.agent_session_hours),
+        clock=clock,
+    )
+    return LocalParts(store, audit, agents)
+
+
+class OfflineCentral:
+    """The central port when the link is disabled: every call is "unreachable"."""
+
+    online = False
+
+    def _down(self) -> CentralUnavailableError:
+        return CentralUnavailableError(
+            "central_unavailable",
+            "Service central injoignable : le poste fonctionne hors connexion.",
+        )
+
+    async def lookup_prerequest(self, number: str) -> Any:
+        raise self._down()
+
+    async def check_stamp(self, number: str) -> None:
+        raise self._down()
+
+    async def lease_numbers(self, count: int) -> Any:
+        raise self._down()
+
+    async def handover_templates(self, request_number: str) -> Any:
+        raise self._down()
+
+    async def record_handover(self, request_number: str, *, agent_id: str) -> None:
+        raise self._down()
+
+
+def status_snapshot(station: Station, *, scanner_state: Callable[[], str]) -> dict[str, Any]:
+    queue = station.sink.status()
+    sensor_state = station.sensor.state if station.sensor is not None else "absent"
+    return {
+        "device_id": station.device_id,
+        "mairie": station.mairie,
+        "link": {"online": station.central.online},
+        "queue": {
+            "depth": queue.depth,
+            "oldest_pending_age_s": queue.oldest_pending_age,
+            "alert": queue.alert,
+        },
+        "sensor": sensor_state,
+        "sensor_fr": SENSOR_FR.get(sensor_state, sensor_state),
+        "scanner": scanner_state(),
+        "numbers_free": station.free_numbers(),
+    }
+
+
+async def _lease_keeper(station: Station) -> None:
+    """Keeps a stock of leased request numbers whenever central is reachable."""
+    while True:
+        if station.central.online:
+            try:
+                added = await station.top_up_numbers()
+            except StationError as exc:
+                log.warning("number lease failed: %s", exc.code)
+            else:
+                if added:
+                    log.info("leased %d request numbers", added)
+        await asyncio.sleep(LEASE_CHECK_INTERVAL)
+
+
+@dataclass
+class Wiring:
+    """What :func:`serve` runs: the central port (with its own task, if any) and the devices."""
+
+    central: CentralPort
+    central_task: Callable[[], Any] | None
+    sensor: SensorPort | None
+    scanner: ScannerPort | None
+    scanner_task: Callable[[], Any] | None
+    sink: EnrolmentSink
+    qr_keys: list[Any]
+    close: Callable[[], Any]
+
+
+async def serve(
+    config: EdgeConfig,
+    wiring: Wiring,
+    *,
+    stop: asyncio.Event,
+    clock: Callable[[], datetime] = utc_now,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Runs the workflow and the console until ``stop`` is set.
+
+    ``on_ready(url)`` is called once the console listens (tests and the demo wait on it).
+    """
+    local = open_local(config, clock=clock)
+    url_file = config.device.state_dir / "console.url"
+    notifier = SystemdNotifier()
+    try:
+        station = Station(
+            device_id=config.device.id,
+            mairie=config.device.mairie,
+            mairie_address=config.device.mairie_address,
+            store=local.store,
+            audit=local.audit,
+            central=wiring.central,
+            sensor=wiring.sensor,
+            scanner=wiring.scanner,
+            biometrics=_biometrics(),
+            sink=wiring.sink,
+            receipts_dir=config.receipts_dir,
+            policy=config.policy,
+            qr_keys=wiring.qr_keys,
+            clock=clock,
+            capture_timeout=config.sensor.capture_timeout,
+        )
+        outcome = await station.resume()
+        log.info("sessions at start: %s", outcome)
+        scanner_state = getattr(wiring.scanner, "state", None)
+        app = create_app(
+            station,
+            local.agents,
+            status=lambda: status_snapshot(
+                station,
+                scanner_state=lambda: (
+                    str(getattr(wiring.scanner, "state", "absent"))
+                    if scanner_state is not None
+                    else "absent"
+                ),
+            ),
+        )
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, config.console.host, config.console.port)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"  # noqa: S104
+            url_file.write_text(url + "\n")
+            log.info("agent console on %s", url)
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(_lease_keeper(station))]
+                if wiring.central_task is not None:
+                    tasks.append(tg.create_task(wiring.central_task()))
+                if wiring.scanner_task is not None:
+                    tasks.append(tg.create_task(wiring.scanner_task()))
+                interval = watchdog_interval()
+                if interval is not None:
+                    tasks.append(tg.create_task(feed_watchdog(notifier, interval=interval)))
+                notifier.ready(status=f"console {url}")
+                if on_ready is not None:
+                    on_ready(url)
+                await stop.wait()
+                notifier.stopping()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                url_file.unlink()
+            await runner.cleanup()
+    finally:
+        await _maybe_await(wiring.close())
+        local.close()
+        notifier.close()
+
+
+async def _maybe_await(value: Any) -> None:
+    if asyncio.iscoroutine(value):
+        await value
+
+
+def _biometrics() -> Any:
+    from edge.station.adapters import CoreBiometrics
+
+    return CoreBiometrics()
+
+
+def build_wiring(config: EdgeConfig, bundle: DeviceBundle) -> Wiring:
+    """The real parts: outbox + sealing, MQTT link, sensor and scanner drivers."""
+    from edge.drivers.scanner import QrScanner, ScannerConfig
+    from edge.drivers.sensor import FingerprintSensor
+    from edge.drivers.sensor_config import SensorConfig
+    from edge.queue import Outbox
+    from edge.station.adapters import DriverScanner, DriverSensor, OutboxSink
+
+    outbox = Outbox(config.outbox_db)
+    central: CentralPort = OfflineCentral()
+    central_task = None
+    on_enqueued = None
+    if config.link.enabled:
+        from edge.station.link_adapter import LinkCentral
+
+        link_central = LinkCentral.create(config, bundle, outbox=outbox)
+        central, central_task = link_central, link_central.run
+        on_enqueued = link_central.notify_enqueued
+    sink = OutboxSink(
+        outbox, recipient=bundle.recipient, signer=bundle.signing_key, on_enqueued=on_enqueued
+    )
+    sensor = None
+    if config.sensor.port:
+        sensor = DriverSensor(
+            FingerprintSensor(SensorConfig(port=config.sensor.port, baudrate=config.sensor.baud))
+        )
+    scanner = None
+    if config.scanner.port:
+        scanner = DriverScanner(
+            QrScanner(ScannerConfig(port=config.scanner.port, baudrate=config.scanner.baud))
+        )
+
+    async def close() -> None:
+        if sensor is not None:
+            await sensor.close()
+        outbox.close()
+
+    return Wiring(
+        central=central,
+        central_task=central_task,
+        sensor=sensor,
+        scanner=scanner,
+        scanner_task=None if scanner is None else scanner.run,
+        sink=sink,
+        qr_keys=[bundle.central_signing_key],
+        close=close,
+    )
+
+
+async def run(config: EdgeConfig) -> int:
+    """The daemon's main coroutine (signals end it)."""
+    if config.device.bundle_dir is None:
+        raise StationError("no_bundle", "device.bundle_dir is not set: provision the device first")
+    bundle = load_bundle(config.device.bundle_dir, device_id=config.device.id)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    wiring = build_wiring(config, bundle)
+    log.info("dr-edge %s starting (pid %d)", config.device.id, os.getpid())
+    await serve(config, wiring, stop=stop)
+    log.info("dr-edge stopped")
+    return 0
+
+
+def console_url(config: EdgeConfig) -> str:
+    """The running daemon's console URL (from its state directory, else from the config)."""
+    path: Path = config.device.state_dir / "console.url"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return f"http://{config.console.host}:{config.console.port}"

@@ -1,0 +1,1 @@
+"""The DR device's MQTT link to central (docs/mqtt.md)."""

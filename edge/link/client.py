@@ -1,0 +1,439 @@
+"""The DR device's MQTT link: one reusable client, a reconnect loop, RPCs, outbox draining.
+
+Run it inside the station's TaskGroup::
+
+    link = EdgeLink(settings, signing_key=device_key, central_key=central_public, outbox=outbox)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(link.run())
+        lease = await link.lease_numbers(20)      # LinkUnavailableError / RpcTimeoutError offline
+
+What it guarantees:
+
+- an outbox row becomes ``acked`` only on central's signed application acknowledgement (which
+  carries the request number), never on a PUBACK; every retry belongs to the outbox, which
+  central deduplicates;
+- at most ``inflight_window`` enrolments published and not yet acknowledged;
+- ``dr/<id>/state`` retained ``online`` while connected; the broker publishes the retained
+  ``offline`` last will if the connection dies; a graceful stop publishes ``offline`` itself;
+- a persistent session (``clean_start`` off, session expiry) so that acknowledgements sent
+  while the device was away are delivered when it returns;
+- TCP_NODELAY on the socket (request/response in ~1 ms instead of ~90 ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from dr_contracts import topics
+from dr_contracts.acks import AckError, verify_ack
+from dr_contracts.identifiers import LeaseError, NumberLease, verify_lease
+from dr_contracts.keys import SigningKey
+from dr_contracts.messages import (
+    BROADCAST,
+    CENTRAL,
+    DeviceState,
+    EnrolmentAck,
+    MessageError,
+    MessageKind,
+    RpcOp,
+    RpcReply,
+    RpcRequest,
+    Telemetry,
+    encode_message,
+    new_message_id,
+    open_message,
+)
+from dr_contracts.rejections import Rejection
+from edge.link.errors import (
+    LinkUnavailableError,
+    RpcProtocolError,
+    RpcRejectedError,
+    RpcTimeoutError,
+)
+from edge.link.settings import LinkSettings
+from edge.link.transport import NODELAY, client_tls_context
+from edge.queue import AsyncOutbox, OutboxRow
+
+__all__ = ["EdgeLink", "LinkCounters", "VerifiedLease"]
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+SensorState = Callable[[], str]
+RejectionHandler = Callable[[str, Rejection], None]
+AckHandler = Callable[[str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedLease:
+    """A block of request numbers leased by central, signature checked on the device."""
+
+    lease: NumberLease
+    signed: bytes  # keep it: central checks numbers against its own record of the lease
+
+
+@dataclass(slots=True)
+class LinkCounters:
+    """What the link did (for telemetry, the console and tests)."""
+
+    connects: int = 0
+    connection_failures: int = 0
+    published: int = 0
+    acked: int = 0
+    duplicate_acks: int = 0
+    rejected: int = 0
+    dropped_messages: int = 0
+
+
+def _properties(packet: int, **values: Any) -> Properties:
+    properties = Properties(packet)  # type: ignore[no-untyped-call]
+    for name, value in values.items():
+        setattr(properties, name, value)
+    return properties
+
+
+class EdgeLink:
+    """The device side of the MQTT link. Create once; ``await run()`` in a TaskGroup."""
+
+    def __init__(
+        self,
+        settings: LinkSettings,
+        *,
+        signing_key: SigningKey,
+        central_key: Ed25519PublicKey,
+        outbox: AsyncOutbox | None = None,
+        sensor_state: SensorState = lambda: "unknown",
+        on_rejection: RejectionHandler | None = None,
+        on_acked: AckHandler | None = None,
+        clock: Clock = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.device_id = settings.device_id
+        self._key = signing_key
+        self._central_key = central_key
+        self._outbox = outbox
+        self._sensor_state = sensor_state
+        self._on_rejection = on_rejection
+        self._on_acked = on_acked
+        self._clock = clock
+        self._rng = rng or random.Random()  # jitter only
+        self.counters = LinkCounters()
+        self._session = new_message_id()  # tells this run's state/will from older ones
+        self._connected = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._pending: dict[bytes, asyncio.Future[RpcReply]] = {}
+        self._inflight: dict[str, float] = {}
+        self._topic = {
+            leaf: topics.device_topic(self.device_id, leaf) for leaf in topics.DEVICE_LEAVES
+        }
+        self._client = self._make_client()
+
+    # -- construction -------------------------------------------------------------------------
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _sign(self, body: Any, *, recipient: str, message_id: bytes | None = None) -> bytes:
+        return encode_message(
+            body,
+            sender=self.device_id,
+            recipient=recipient,
+            key=self._key,
+            now_ms=self._now_ms(),
+            message_id=message_id,
+        )
+
+    def _state(self, status: str) -> bytes:
+        body = DeviceState(
+            status="online" if status == "online" else "offline",
+            session=self._session,
+            version=self.settings.version,
+        )
+        return self._sign(body, recipient=BROADCAST)
+
+    def _make_client(self) -> aiomqtt.Client:
+        s = self.settings
+        return aiomqtt.Client(
+            s.host,
+            s.port,
+            identifier=self.device_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            tls_context=client_tls_context(
+                ca_file=s.ca_file, cert_file=s.cert_file, key_file=s.key_file
+            ),
+            socket_options=NODELAY,
+            keepalive=s.keepalive_s,
+            timeout=s.connect_timeout_s,
+            clean_start=False,
+            properties=_properties(PacketTypes.CONNECT, SessionExpiryInterval=s.session_expiry_s),
+            will=aiomqtt.Will(
+                self._topic[topics.STATE], self._state("offline"), qos=1, retain=True
+            ),
+            logger=logging.getLogger(f"{__name__}.mqtt"),
+        )
+
+    # -- public API ---------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self) -> None:
+        """Wait until the link is up (wrap in ``asyncio.timeout`` as needed)."""
+        await self._connected.wait()
+
+    def notify_enqueued(self) -> None:
+        """Tell the drain loop that the outbox has a new row (publish it now, not at the poll)."""
+        self._wake.set()
+
+    async def lookup_prerequest(self, number: str) -> Mapping[str, Any]:
+        """Central's view of a pre-request (status and the fields the agent must see)."""
+        return await self._call(RpcOp.LOOKUP_PREREQUEST, {"number": number})
+
+    async def check_stamp(self, number: str) -> Mapping[str, Any]:
+        """Central's view of a tax stamp (state, amount)."""
+        return await self._call(RpcOp.CHECK_STAMP, {"number": number})
+
+    async def lease_numbers(self, count: int) -> VerifiedLease:
+        """Lease ``count`` request numbers for offline receipts (signature checked here)."""
+        result = await self._call(RpcOp.LEASE_NUMBERS, {"count": count})
+        signed = result.get("lease")
+        if not isinstance(signed, bytes):
+            raise RpcProtocolError("lease reply without signed lease bytes")
+        try:
+            lease = verify_lease(
+                signed, central_public_key=self._central_key, device_id=self.device_id
+            )
+        except LeaseError as exc:
+            raise RpcProtocolError(f"lease refused: {exc}") from exc
+        return VerifiedLease(lease=lease, signed=signed)
+
+    # -- the reconnect loop -------------------------------------------------------------------
+    async def run(self) -> None:
+        """Connect, serve, reconnect with jittered backoff; forever (cancel to stop)."""
+        failures = 0
+        while True:
+            try:
+                async with self._client:
+                    failures = 0
+                    self.counters.connects += 1
+                    try:
+                        await self._serve()
+                    except asyncio.CancelledError:
+                        await self._say_offline()
+                        raise
+            except* aiomqtt.MqttError as group:
+                self.counters.connection_failures += 1
+                logger.warning(
+                    "link %s: connection lost or refused: %s", self.device_id, group.exceptions[0]
+                )
+            except* Exception:
+                # Keep the device's link alive through anything else (a full disk under the
+                # outbox...): log it and go round the loop again.
+                self.counters.connection_failures += 1
+                logger.exception("link %s: unexpected failure; reconnecting", self.device_id)
+            finally:
+                self._connected.clear()
+                self._fail_pending()
+            failures += 1
+            delay = self.settings.reconnect.delay(failures, self._rng)
+            logger.info("link %s: reconnecting in %.2f s", self.device_id, delay)
+            await asyncio.sleep(delay)  # backoff between attempts, not synchronisation
+
+    async def _serve(self) -> None:
+        client = self._client
+        await client.subscribe(self._topic[topics.RPC_REPLY], qos=1)
+        await client.subscribe(self._topic[topics.ACKS], qos=1)
+        await client.publish(self._topic[topics.STATE], self._state("online"), qos=1, retain=True)
+        self._inflight.clear()  # unacked rows come back from the outbox when due
+        self._connected.set()
+        self._wake.set()
+        logger.info(
+            "link %s: connected to %s:%d", self.device_id, self.settings.host, self.settings.port
+        )
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._receive())
+            if self._outbox is not None:
+                tg.create_task(self._drain(self._outbox))
+                tg.create_task(self._telemetry(self._outbox))
+
+    async def _say_offline(self) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await self._client.publish(
+                    self._topic[topics.STATE], self._state("offline"), qos=1, retain=True
+                )
+
+    def _fail_pending(self) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(LinkUnavailableError("connection lost"))
+
+    # -- RPC ----------------------------------------------------------------------------------
+    async def _call(self, op: RpcOp, args: Mapping[str, Any]) -> Mapping[str, Any]:
+        if not self._connected.is_set():
+            raise LinkUnavailableError(f"{op}: not connected to the broker")
+        request = RpcRequest(op=op, args=args)  # ValueError on bad arguments
+        request_id = new_message_id()
+        future: asyncio.Future[RpcReply] = asyncio.get_running_loop().create_future()
+        # Registered before publishing: a fast reply must find its waiter.
+        self._pending[request_id] = future
+        timeout = self.settings.rpc_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                await self._client.publish(
+                    self._topic[topics.RPC],
+                    self._sign(request, recipient=CENTRAL, message_id=request_id),
+                    qos=1,
+                    properties=_properties(
+                        PacketTypes.PUBLISH,
+                        ResponseTopic=self._topic[topics.RPC_REPLY],
+                        CorrelationData=request_id,
+                    ),
+                )
+                reply = await future
+        except TimeoutError:
+            raise RpcTimeoutError(op, timeout) from None
+        except aiomqtt.MqttError as exc:
+            raise LinkUnavailableError(f"{op}: {exc}") from exc
+        finally:
+            self._pending.pop(request_id, None)
+        if reply.rejection is not None:
+            raise RpcRejectedError(op, reply.rejection)
+        assert reply.result is not None
+        return reply.result
+
+    # -- incoming -----------------------------------------------------------------------------
+    async def _receive(self) -> None:
+        async for message in self._client.messages:
+            topic = str(message.topic)
+            payload = bytes(message.payload)  # paho hands us bytes; be explicit for safety
+            try:
+                if topic == self._topic[topics.RPC_REPLY]:
+                    self._on_reply(payload)
+                elif topic == self._topic[topics.ACKS]:
+                    await self._on_ack(payload)
+                else:
+                    self._drop(topic, "unexpected topic")
+            except (MessageError, AckError) as exc:
+                self._drop(topic, f"{type(exc).__name__}: {exc}")
+
+    def _drop(self, topic: str, why: str) -> None:
+        self.counters.dropped_messages += 1
+        logger.warning("link %s: dropped message on %s: %s", self.device_id, topic, why)
+
+    def _open(self, payload: bytes, kind: MessageKind) -> Any:
+        message = open_message(
+            payload,
+            keys=lambda sender: self._central_key if sender == CENTRAL else None,
+            sender=CENTRAL,
+            recipient=self.device_id,
+            kinds=frozenset({kind}),
+        )
+        return message.body
+
+    def _on_reply(self, payload: bytes) -> None:
+        reply: RpcReply = self._open(payload, MessageKind.RPC_REPLY)
+        future = self._pending.get(reply.request_id)
+        if future is None or future.done():
+            logger.info("link %s: reply to no pending request (late or duplicate)", self.device_id)
+            return
+        future.set_result(reply)
+
+    async def _on_ack(self, payload: bytes) -> None:
+        body: EnrolmentAck = self._open(payload, MessageKind.ACK)
+        self._inflight.pop(body.enrolment_id, None)
+        self._wake.set()  # a slot of the window is free
+        outbox = self._outbox
+        if outbox is None:
+            return
+        if body.rejection is not None:
+            self.counters.rejected += 1
+            logger.warning(
+                "link %s: central rejected enrolment %s: %s",
+                self.device_id,
+                body.enrolment_id,
+                body.rejection.code,
+            )
+            await outbox.mark_failed(body.enrolment_id, f"rejected: {body.rejection.code}")
+            if self._on_rejection is not None:
+                self._on_rejection(body.enrolment_id, body.rejection)
+            return
+        assert body.ack is not None
+        ack = verify_ack(body.ack, central_keys=[self._central_key], device_id=self.device_id)
+        if ack.enrolment_id != body.enrolment_id:
+            raise AckError("acknowledgement names another enrolment than its message")
+        if await outbox.mark_acked(
+            ack.enrolment_id, request_number=ack.request_number, acked_at=ack.recorded_at
+        ):
+            self.counters.acked += 1
+            if self._on_acked is not None:
+                self._on_acked(ack.enrolment_id, ack.request_number)
+        else:
+            self.counters.duplicate_acks += 1
+
+    # -- outgoing: outbox and telemetry -------------------------------------------------------
+    async def _drain(self, outbox: AsyncOutbox) -> None:
+        window = self.settings.inflight_window
+        while True:
+            self._wake.clear()
+            free = window - len(self._inflight)
+            rows = await outbox.next_due(limit=free) if free > 0 else []
+            if rows:
+                async with asyncio.TaskGroup() as tg:
+                    for row in rows:
+                        tg.create_task(self._send(outbox, row))
+                continue
+            await self._idle(outbox, window_full=free <= 0)
+
+    async def _idle(self, outbox: AsyncOutbox, *, window_full: bool) -> None:
+        timeout = self.settings.idle_poll_s
+        if not window_full:
+            due_at = await outbox.next_due_at()
+            if due_at is not None:
+                timeout = min(timeout, max(0.0, due_at.timestamp() - self._clock()))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+
+    async def _send(self, outbox: AsyncOutbox, row: OutboxRow) -> None:
+        if not await outbox.mark_sent(row.enrolment_id):
+            return  # acknowledged meanwhile
+        self._inflight[row.enrolment_id] = self._clock()
+        try:
+            await self._client.publish(self._topic[topics.ENROLMENTS], row.envelope, qos=1)
+        except aiomqtt.MqttError as exc:
+            self._inflight.pop(row.enrolment_id, None)
+            await outbox.mark_failed(row.enrolment_id, f"publish failed: {exc}")
+            raise
+        self.counters.published += 1
+
+    async def _telemetry(self, outbox: AsyncOutbox) -> None:
+        while True:
+            stats = await outbox.stats()
+            body = Telemetry(
+                queue_depth=stats.depth,
+                queue_bytes=stats.pending_bytes,
+                oldest_pending_age_s=(
+                    None if stats.oldest_pending_age_s is None else int(stats.oldest_pending_age_s)
+                ),
+                sensor=self._sensor_state(),
+                version=self.settings.version,
+                disk_free_bytes=stats.free_disk_bytes,
+                alerts=(("backlog",) if stats.alert else ()),
+            )
+            await self._client.publish(
+                self._topic[topics.TELEMETRY], self._sign(body, recipient=CENTRAL), qos=1
+            )
+            await asyncio.sleep(self.settings.telemetry_interval_s)  # the period, by design

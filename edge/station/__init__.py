@@ -1,0 +1,1 @@
+"""The station workflow: agents, sessions, finger policy, sealing, receipts, handover."""

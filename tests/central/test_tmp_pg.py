@@ -1,0 +1,3 @@
+def test_x(postgres_server):
+    import subprocess
+    subprocess.run(["/work/main/.venv/bin/python","/tmp/pgt.py",postgres_server.url()])
