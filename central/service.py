@@ -20,7 +20,8 @@ import logging
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
@@ -105,6 +106,16 @@ def _add_months(when: datetime, months: int) -> datetime:
         except ValueError:
             continue
     return when.replace(year=year, month=month, day=min(when.day, 28))
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    """An enrolment verified and opened, waiting for its transaction."""
+
+    index: int
+    record: EnrolmentRecord
+    device: Device
+    digest: bytes
 
 
 class DeviceExistsError(ValueError):
@@ -228,7 +239,7 @@ class CentralService:
     def get_prerequest(self, number: str) -> PreRequest | None:
         """Operator view of a pre-request (``None`` if unknown); expiry is applied."""
         number = parse_prerequest_number(number)
-        with self.store.transaction() as tx:
+        with self.store.transaction(write=False) as tx:
             return self._load_prerequest(tx, number)
 
     def prerequest_qr(self, number: str) -> str:
@@ -238,7 +249,7 @@ class CentralService:
     def lookup_prerequest(self, number: str, *, device_id: str) -> PreRequest | Rejection:
         """For a DR: the pre-request, if it can be used for an enrolment now."""
         try:
-            with self.store.transaction() as tx:
+            with self.store.transaction(write=False) as tx:
                 self._active_device(tx, device_id)
                 pre = self._usable_prerequest(tx, number)
         except RejectedError as exc:
@@ -340,13 +351,13 @@ class CentralService:
 
     def get_stamp(self, number: str) -> Stamp | None:
         number = parse_stamp_number(number)
-        with self.store.transaction() as tx:
+        with self.store.transaction(write=False) as tx:
             return self._load_stamp(tx, number)
 
     def check_stamp(self, number: str, *, device_id: str) -> Stamp | Rejection:
         """For a DR: the stamp, if it can pay for an enrolment at this device's mairie now."""
         try:
-            with self.store.transaction() as tx:
+            with self.store.transaction(write=False) as tx:
                 device = self._active_device(tx, device_id)
                 return self._usable_stamp(tx, number, commune_code=device.commune_code)
         except RejectedError as exc:
@@ -474,12 +485,12 @@ class CentralService:
             self._revocation_listeners.append(listener)
 
     def device(self, device_id: str) -> Device | None:
-        with self.store.transaction() as tx:
+        with self.store.transaction(write=False) as tx:
             return self._load_device(tx, device_id)
 
     def devices(self) -> list[Device]:
         """The whole registry, ordered by device id."""
-        with self.store.transaction() as tx:
+        with self.store.transaction(write=False) as tx:
             rows = tx.all(f"{_DEVICE_SELECT} ORDER BY device_id")
         return [_device_from_row(row) for row in rows]
 
@@ -561,32 +572,64 @@ class CentralService:
         number). Never raises for bad input; an internal failure is logged and answered
         with a retryable ``internal_error``.
         """
-        received_at = self._clock()
-        try:
-            return self._ingest(envelope, device_id=device_id, received_at=received_at)
-        except RejectedError as exc:
-            log.info(
-                "enrolment rejected",
-                extra={"device_id": device_id, "code": exc.rejection.code.value},
-            )
-            return exc.rejection
-        except Exception:
-            log.exception("ingest failed", extra={"device_id": device_id})
-            return Rejection(RejectionCode.INTERNAL_ERROR)
+        return self.ingest_batch([(envelope, device_id)])[0]
 
-    def _ingest(self, data: bytes, *, device_id: str, received_at: datetime) -> Ack:
+    def ingest_batch(self, items: Sequence[tuple[bytes, str]]) -> list[Ack | Rejection]:
+        """:meth:`ingest` for several ``(envelope, device_id)`` at once, in order.
+
+        Group commit: the enrolments are recorded in one transaction, each in its own
+        savepoint (a refused one leaves the others intact), so one fsync serves the whole
+        batch. Answers are returned only once that transaction has committed. Use it where
+        messages arrive together (an MQTT consumer draining what it has received).
+        """
+        received_at = self._clock()
+        answers: list[Ack | Rejection | None] = [None] * len(items)
+        devices: dict[str, Device | RejectedError] = {}
+        pending: list[_Opened] = []
+        for index, (data, device_id) in enumerate(items):
+            try:
+                pending.append(self._open(index, data, device_id, devices))
+            except RejectedError as exc:
+                answers[index] = self._rejected(exc, device_id)
+            except Exception:
+                log.exception("ingest failed", extra={"device_id": device_id})
+                answers[index] = Rejection(RejectionCode.INTERNAL_ERROR)
+        for attempt in range(MAX_INGEST_ATTEMPTS):
+            if not pending:
+                break
+            try:
+                pending = self._record_batch(pending, answers, received_at=received_at)
+            except Exception:
+                log.exception("ingest transaction failed", extra={"count": len(pending)})
+                if attempt == MAX_INGEST_ATTEMPTS - 1:
+                    break
+        for item in pending:  # still racing after the retries, or the database failed
+            answers[item.index] = Rejection(RejectionCode.INTERNAL_ERROR)
+        return [a if a is not None else Rejection(RejectionCode.INTERNAL_ERROR) for a in answers]
+
+    @staticmethod
+    def _rejected(exc: RejectedError, device_id: str) -> Rejection:
+        log.info(
+            "enrolment rejected",
+            extra={"device_id": device_id, "code": exc.rejection.code.value},
+        )
+        return exc.rejection
+
+    def _open(
+        self, index: int, data: bytes, device_id: str, devices: dict[str, Device | RejectedError]
+    ) -> _Opened:
+        """Check size and sender, verify the signature, open and decode (no writes)."""
         if len(data) > self._max_envelope_bytes:
             raise RejectedError.of(RejectionCode.TOO_LARGE, f"{len(data)} bytes")
-        try:
-            header = env.peek_header(data)
-        except env.EnvelopeError as exc:
-            raise RejectedError.of(RejectionCode.MALFORMED_ENVELOPE, str(exc)) from None
-        if header.device_id != device_id:
-            raise RejectedError.of(
-                RejectionCode.DEVICE_MISMATCH, f"header names {header.device_id}"
-            )
-        with self.store.transaction() as tx:
-            device = self._active_device(tx, device_id)
+        if device_id not in devices:
+            try:
+                with self.store.transaction(write=False) as tx:
+                    devices[device_id] = self._active_device(tx, device_id)
+            except RejectedError as exc:
+                devices[device_id] = exc
+        device = devices[device_id]
+        if isinstance(device, RejectedError):
+            raise device
         try:
             opened = env.open_enrolment(
                 data,
@@ -596,19 +639,36 @@ class CentralService:
             )
         except env.EnvelopeError as exc:
             raise RejectedError.of(_envelope_rejection(exc), str(exc)) from None
-        digest = hashlib.sha256(data).digest()
-        for attempt in range(MAX_INGEST_ATTEMPTS):
-            try:
-                return self._record(
-                    opened.record, device=device, digest=digest, received_at=received_at
+        return _Opened(index, opened.record, device, hashlib.sha256(data).digest())
+
+    def _record_batch(
+        self,
+        pending: list[_Opened],
+        answers: list[Ack | Rejection | None],
+        *,
+        received_at: datetime,
+    ) -> list[_Opened]:
+        """One transaction for ``pending``; fills ``answers`` after the commit, returns the
+        items that lost a race and must be tried again (they then see the winner's rows)."""
+        results: dict[int, Ack | Rejection] = {}
+        retry: list[_Opened] = []
+        with self.store.transaction() as tx:
+            for item in pending:
+                try:
+                    with tx.savepoint():
+                        results[item.index] = self._record(tx, item, received_at=received_at)
+                except RejectedError as exc:
+                    results[item.index] = self._rejected(exc, item.device.device_id)
+                except ConflictError:
+                    retry.append(item)
+        for index, answer in results.items():
+            answers[index] = answer
+            if isinstance(answer, Ack):
+                log.info(
+                    "enrolment recorded",
+                    extra={"device_id": answer.device_id, "enrolment_id": answer.enrolment_id},
                 )
-            except ConflictError:
-                # Lost a race (the same enrolment delivered twice at once, or a number or
-                # pre-request taken meanwhile): the retry sees the winner's rows and answers
-                # accordingly (same ack, or the specific rejection).
-                if attempt == MAX_INGEST_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        return retry
 
     def _stored_answer(self, tx: Transaction, enrolment_id: str, digest: bytes) -> Ack | None:
         row = tx.one(
@@ -620,85 +680,84 @@ class CentralService:
             raise RejectedError.of(RejectionCode.REPLAYED, f"enrolment {enrolment_id}")
         return _ack_from_bytes(bytes(row[1]))
 
-    def _record(
-        self, record: EnrolmentRecord, *, device: Device, digest: bytes, received_at: datetime
-    ) -> Ack:
+    def _record(self, tx: Transaction, item: _Opened, *, received_at: datetime) -> Ack:
+        record, device, digest = item.record, item.device, item.digest
         now = self._clock()
-        with self.store.transaction() as tx:
+        stored = self._stored_answer(tx, record.enrolment_id, digest)
+        if stored is not None:
+            return stored
+        self._active_device(tx, device.device_id)  # revoked meanwhile: refuse now
+        try:
+            pre = self._usable_prerequest(tx, record.prerequest_number)
+        except RejectedError:
+            # The pre-request may have been consumed by this very enrolment, recorded by
+            # another instance since our first look: answer with its ack then.
             stored = self._stored_answer(tx, record.enrolment_id, digest)
             if stored is not None:
                 return stored
-            self._active_device(tx, device.device_id)  # revoked meanwhile: refuse now
-            try:
-                pre = self._usable_prerequest(tx, record.prerequest_number)
-            except RejectedError:
-                # The pre-request may have been consumed by this very enrolment, recorded by
-                # another instance since our first look: answer with its ack then.
-                stored = self._stored_answer(tx, record.enrolment_id, digest)
-                if stored is not None:
-                    return stored
-                raise
-            if record.reason != pre.form.reason:
-                raise RejectedError.of(
-                    RejectionCode.INVALID_RECORD,
-                    f"reason {record.reason} differs from the pre-request's {pre.form.reason}",
-                )
-            check_record(record, birth_date=pre.form.birth_date)
-            number, leased = self._number_for(tx, record, device_id=device.device_id)
-            if not tx.execute(
-                "UPDATE prerequests SET status = 'consumed', consumed_at = ?, request_number = ?"
-                " WHERE number = ? AND status IN ('validated', 'declared')",
-                (_ts(now), number, pre.number),
-            ).rowcount:
-                raise RejectedError.of(RejectionCode.PREREQUEST_CONSUMED)
-            self._consume_stamp(tx, record, pre=pre, device=device, number=number, now=now)
-            ack = Ack.signed(
-                enrolment_id=record.enrolment_id,
-                device_id=device.device_id,
-                request_number=number,
-                prerequest_number=pre.number,
-                received_at=received_at,
-                recorded_at=now,
-                key=self.keys.signing,
+            raise
+        if record.reason != pre.form.reason:
+            raise RejectedError.of(
+                RejectionCode.INVALID_RECORD,
+                f"reason {record.reason} differs from the pre-request's {pre.form.reason}",
             )
-            tx.execute(
-                "INSERT INTO requests (request_number, enrolment_id, envelope_digest, device_id,"
-                " commune_code, prerequest_number, stamp_number, agent_id, leased, stage,"
-                " stage_at, received_at, recorded_at, ack)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    number,
-                    record.enrolment_id,
-                    digest,
-                    device.device_id,
-                    device.commune_code,
-                    pre.number,
-                    record.tax_stamp_number,
-                    record.agent_id,
-                    int(leased),
-                    Stage.RECEIVED.value,
-                    _ts(now),
-                    _ts(received_at),
-                    _ts(now),
-                    ack.to_bytes(),
-                ),
-            )
-            tx.execute(
-                "INSERT INTO stage_history (request_number, seq, stage, at, note)"
-                " VALUES (?, 0, ?, ?, '')",
-                (number, Stage.RECEIVED.value, _ts(now)),
-            )
-            nonce, ciphertext = self.keys.storage.encrypt(
-                record.to_bytes(), aad=_biometrics_aad(record.enrolment_id)
-            )
-            tx.execute(
-                "INSERT INTO biometrics (enrolment_id, key_id, nonce, ciphertext)"
-                " VALUES (?, ?, ?, ?)",
-                (record.enrolment_id, self.keys.storage.key_id, nonce, ciphertext),
-            )
-        log.info(
-            "enrolment recorded",
-            extra={"device_id": device.device_id, "enrolment_id": record.enrolment_id},
+        check_record(record, birth_date=pre.form.birth_date)
+        number, leased = self._number_for(tx, record, device_id=device.device_id)
+        if not tx.execute(
+            "UPDATE prerequests SET status = 'consumed', consumed_at = ?, request_number = ?"
+            " WHERE number = ? AND status IN ('validated', 'declared')",
+            (_ts(now), number, pre.number),
+        ).rowcount:
+            # Taken meanwhile (PostgreSQL: this UPDATE waited for the other transaction).
+            # If the taker was this very enrolment, delivered twice at once, its ack is
+            # visible now (READ COMMITTED: each statement sees what committed before it).
+            stored = self._stored_answer(tx, record.enrolment_id, digest)
+            if stored is not None:
+                return stored
+            raise RejectedError.of(RejectionCode.PREREQUEST_CONSUMED)
+        self._consume_stamp(tx, record, pre=pre, device=device, number=number, now=now)
+        ack = Ack.signed(
+            enrolment_id=record.enrolment_id,
+            device_id=device.device_id,
+            request_number=number,
+            prerequest_number=pre.number,
+            received_at=received_at,
+            recorded_at=now,
+            key=self.keys.signing,
+        )
+        tx.execute(
+            "INSERT INTO requests (request_number, enrolment_id, envelope_digest, device_id,"
+            " commune_code, prerequest_number, stamp_number, agent_id, leased, stage,"
+            " stage_at, received_at, recorded_at, ack)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                number,
+                record.enrolment_id,
+                digest,
+                device.device_id,
+                device.commune_code,
+                pre.number,
+                record.tax_stamp_number,
+                record.agent_id,
+                int(leased),
+                Stage.RECEIVED.value,
+                _ts(now),
+                _ts(received_at),
+                _ts(now),
+                ack.to_bytes(),
+            ),
+        )
+        tx.execute(
+            "INSERT INTO stage_history (request_number, seq, stage, at, note)"
+            " VALUES (?, 0, ?, ?, '')",
+            (number, Stage.RECEIVED.value, _ts(now)),
+        )
+        nonce, ciphertext = self.keys.storage.encrypt(
+            record.to_bytes(), aad=_biometrics_aad(record.enrolment_id)
+        )
+        tx.execute(
+            "INSERT INTO biometrics (enrolment_id, key_id, nonce, ciphertext) VALUES (?, ?, ?, ?)",
+            (record.enrolment_id, self.keys.storage.key_id, nonce, ciphertext),
         )
         return ack
 
@@ -750,7 +809,7 @@ class CentralService:
     def enrolment_record(self, request_number: str) -> EnrolmentRecord:
         """Decrypt a stored enrolment (instructing centre's side; never logged)."""
         number = parse_request_number(request_number)
-        with self.store.transaction() as tx:
+        with self.store.transaction(write=False) as tx:
             row = tx.one(
                 "SELECT b.enrolment_id, b.nonce, b.ciphertext FROM biometrics b"
                 " JOIN requests r ON r.enrolment_id = b.enrolment_id WHERE r.request_number = ?",
@@ -769,7 +828,7 @@ class CentralService:
         """Public status of a request; a mistyped number is told apart from an unknown one."""
         try:
             parsed = _parse_number_or_reject(number)
-            with self.store.transaction() as tx:
+            with self.store.transaction(write=False) as tx:
                 status = self._load_status(tx, parsed)
         except RejectedError as exc:
             return exc.rejection
@@ -873,12 +932,12 @@ class CentralService:
 
     def requests_by_stage(self) -> dict[str, int]:
         """Counts per stage (dashboard)."""
-        with self.store.transaction() as tx:
+        with self.store.transaction(write=False) as tx:
             rows = tx.all("SELECT stage, COUNT(*) FROM requests GROUP BY stage")
         return {str(stage): int(count) for stage, count in rows}
 
     def iter_request_numbers(self) -> Iterator[str]:
-        with self.store.transaction() as tx:
+        with self.store.transaction(write=False) as tx:
             rows = tx.all("SELECT request_number FROM requests ORDER BY recorded_at")
         for (number,) in rows:
             yield number

@@ -18,11 +18,12 @@ share one PostgreSQL database):
 
 from __future__ import annotations
 
+import itertools
 import queue
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,11 +72,34 @@ POSTGRES: Final = Dialect(name="postgresql", blob="BYTEA", bigint="BIGINT", plac
 
 
 class Transaction:
-    """One open transaction: :meth:`execute` portable SQL, read rows."""
+    """One open transaction: :meth:`execute` portable SQL, read rows, nest savepoints."""
 
-    def __init__(self, connection: Any, dialect: Dialect) -> None:
+    def __init__(
+        self, connection: Any, dialect: Dialect, is_conflict: Callable[[BaseException], bool]
+    ) -> None:
         self._connection = connection
         self._dialect = dialect
+        self._is_conflict = is_conflict
+        self._savepoints = itertools.count()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested scope: if the block raises, only its own changes are undone.
+
+        A unique violation inside surfaces as :class:`ConflictError`; the transaction
+        itself stays usable (PostgreSQL included).
+        """
+        name = f"sp_{next(self._savepoints)}"
+        self._connection.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException as exc:
+            self._connection.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self._connection.execute(f"RELEASE SAVEPOINT {name}")
+            if self._is_conflict(exc):
+                raise ConflictError(str(exc)) from exc
+            raise
+        self._connection.execute(f"RELEASE SAVEPOINT {name}")
 
     @property
     def dialect(self) -> Dialect:
@@ -117,7 +141,7 @@ class Store:
     def _connect(self) -> Any:
         raise NotImplementedError
 
-    def _begin(self, connection: Any) -> None:
+    def _begin(self, connection: Any, *, write: bool) -> None:
         raise NotImplementedError
 
     def is_conflict(self, exc: BaseException) -> bool:
@@ -144,17 +168,18 @@ class Store:
             self._pool.put(connection)
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
+    def transaction(self, *, write: bool = True) -> Iterator[Transaction]:
         """A transaction: committed when the block ends, rolled back if it raises.
 
+        ``write=False`` for a block that only reads (SQLite then takes no write lock).
         A unique violation or a serialisation failure surfaces as :class:`ConflictError`.
         """
         connection = self._acquire()
         healthy = True
         try:
-            self._begin(connection)
+            self._begin(connection, write=write)
             try:
-                yield Transaction(connection, self.dialect)
+                yield Transaction(connection, self.dialect, self.is_conflict)
                 connection.commit()
             except BaseException as exc:
                 try:
@@ -200,8 +225,8 @@ class SqliteStore(Store):
         connection.execute("PRAGMA secure_delete=ON")
         return connection
 
-    def _begin(self, connection: Any) -> None:
-        connection.execute("BEGIN IMMEDIATE")
+    def _begin(self, connection: Any, *, write: bool) -> None:
+        connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
     def is_conflict(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
@@ -224,7 +249,7 @@ class PostgresStore(Store):
         except self._psycopg.OperationalError as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {_redact(self.url)}: {exc}") from exc
 
-    def _begin(self, connection: Any) -> None:
+    def _begin(self, connection: Any, *, write: bool) -> None:
         # psycopg opens a transaction implicitly at the first statement (autocommit off).
         return None
 

@@ -10,7 +10,8 @@ Sealing (device side, :func:`seal_enrolment`):
    with ``info = INFO_CONTEXT || header``. The single-shot API has no separate AAD; binding the
    whole header through ``info`` means any change to it makes decryption fail.
 3. ``signature`` = Ed25519 by the device over
-   ``SIGNATURE_CONTEXT || len(header) (4 bytes, big-endian) || header || ciphertext``.
+   ``SIGNATURE_CONTEXT || len(header) (4 bytes, big-endian) || header || SHA-512(ciphertext)``
+   (the ciphertext signed through its digest: one pass over ~100 KB instead of Ed25519's two).
 
 Wire layout (canonical CBOR array)::
 
@@ -32,6 +33,7 @@ the ids it has ingested and passes them as ``seen_enrolment_ids`` (or checks the
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import uuid
 from collections.abc import Container, Mapping
@@ -231,7 +233,10 @@ class _Parsed:
 
 
 def _signed_message(header_bytes: bytes, ciphertext: bytes) -> bytes:
-    return SIGNATURE_CONTEXT + struct.pack(">I", len(header_bytes)) + header_bytes + ciphertext
+    # The ciphertext enters through its SHA-512 digest: Ed25519 hashes its message twice, and
+    # hashing ~100 KB once instead halves the cost of signing and of verifying at central.
+    digest = hashlib.sha512(ciphertext).digest()
+    return SIGNATURE_CONTEXT + struct.pack(">I", len(header_bytes)) + header_bytes + digest
 
 
 def seal_enrolment(

@@ -88,6 +88,7 @@ class LinkSection:
     port: int = 8883
     rpc_timeout: float = 5.0
     reconnect_max: float = 30.0  # seconds, upper bound of the jittered reconnect backoff
+    ack_timeout: float = 60.0  # seconds before an unacknowledged enrolment is sent again
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

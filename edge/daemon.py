@@ -129,6 +129,9 @@ def status_snapshot(station: Station, *, scanner_state: Callable[[], str]) -> di
 async def _lease_keeper(station: Station) -> None:
     """Keeps a stock of leased request numbers whenever central is reachable."""
     while True:
+        wait_online = getattr(station.central, "wait_online", None)
+        if wait_online is not None:
+            await wait_online()
         if station.central.online:
             try:
                 added = await station.top_up_numbers()
@@ -138,6 +141,12 @@ async def _lease_keeper(station: Station) -> None:
                 if added:
                     log.info("leased %d request numbers", added)
         await asyncio.sleep(LEASE_CHECK_INTERVAL)
+
+
+@dataclass(frozen=True)
+class Running:
+    url: str
+    station: Station
 
 
 @dataclass
@@ -160,11 +169,12 @@ async def serve(
     *,
     stop: asyncio.Event,
     clock: Callable[[], datetime] = utc_now,
-    on_ready: Callable[[str], None] | None = None,
+    on_ready: Callable[[Running], None] | None = None,
 ) -> None:
     """Runs the workflow and the console until ``stop`` is set.
 
-    ``on_ready(url)`` is called once the console listens (tests and the demo wait on it).
+    ``on_ready`` gets the console URL and the workflow once the console listens (tests wait
+    on it, and on the workflow's ``changed`` condition).
     """
     local = open_local(config, clock=clock)
     url_file = config.device.state_dir / "console.url"
@@ -222,7 +232,7 @@ async def serve(
                     tasks.append(tg.create_task(feed_watchdog(notifier, interval=interval)))
                 notifier.ready(status=f"console {url}")
                 if on_ready is not None:
-                    on_ready(url)
+                    on_ready(Running(url, station))
                 await stop.wait()
                 notifier.stopping()
                 for task in tasks:
@@ -253,10 +263,10 @@ def build_wiring(config: EdgeConfig, bundle: DeviceBundle) -> Wiring:
     from edge.drivers.scanner import QrScanner, ScannerConfig
     from edge.drivers.sensor import FingerprintSensor
     from edge.drivers.sensor_config import SensorConfig
-    from edge.queue import Outbox
+    from edge.queue import Outbox, OutboxLimits
     from edge.station.adapters import DriverScanner, DriverSensor, OutboxSink
 
-    outbox = Outbox(config.outbox_db)
+    outbox = Outbox(config.outbox_db, limits=OutboxLimits(ack_timeout_s=config.link.ack_timeout))
     central: CentralPort = OfflineCentral()
     central_task = None
     on_enqueued = None

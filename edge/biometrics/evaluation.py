@@ -47,7 +47,7 @@ from numpy.typing import ArrayLike, NDArray
 from PIL import Image
 
 from .errors import BiometricError
-from .iso19794 import decode_template
+from .iso19794 import TemplateFormatError, decode_template
 from .quality import QualityReport
 from .types import FingerTemplate
 
@@ -89,9 +89,9 @@ _FVC_NAME = re.compile(r"^(?P<finger>\d+)_(?P<impression>\d+)$")
 # Rates are compared against counts; a tiny slack keeps 0.01 * 2880 = 28.8 from rounding to
 # 28.799999... in floating point.
 _RATE_SLACK = 1e-9
-# Pairs per task when comparisons are spread over processes: big enough that pickling the
-# few templates a chunk needs is cheap next to the comparisons themselves.
-_PAIRS_PER_CHUNK = 400
+# Pairs per task when comparisons are spread over processes: enough to make the per-task
+# overhead negligible, few enough to keep both workers busy to the end.
+_PAIRS_PER_CHUNK = 100
 
 Pair = tuple[int, int]
 
@@ -387,32 +387,58 @@ def _extract_sample(task: tuple[Path, float, Extractor]) -> _Enrolled:
 
 
 def _read_record(path: Path) -> _Enrolled:
-    record = decode_template(path.read_bytes())
+    try:
+        record = decode_template(path.read_bytes())
+    except TemplateFormatError as error:
+        raise TemplateFormatError(
+            error.reason, field=f"{path.name}: {error.field}", offset=error.offset
+        ) from error
     if not record.views:
         return _Enrolled(None, -math.inf, None, f"{path.name}: record holds no finger view")
     view = record.views[0]
     return _Enrolled(view, float(view.quality), None)
 
 
-def _compare_chunk(
-    task: tuple[dict[int, FingerTemplate | None], Sequence[Pair], Engine],
-) -> list[tuple[float, float | None]]:
-    """Scores and comparison times of a chunk of pairs (run in a worker process)."""
-    templates, pairs, engine = task
-    prepared = {
-        index: None if template is None else engine.prepare(template)
-        for index, template in templates.items()
-    }
-    results: list[tuple[float, float | None]] = []
-    for a, b in pairs:
-        pa, pb = prepared[a], prepared[b]
-        if pa is None or pb is None:
-            results.append((-math.inf, None))
-            continue
-        start = time.perf_counter()
-        score = engine.compare(pa, pb)
-        results.append((float(score), time.perf_counter() - start))
-    return results
+class _Comparer:
+    """Scores pairs of a set's templates, preparing each template once (per process)."""
+
+    def __init__(self, templates: Sequence[FingerTemplate | None], engine: Engine) -> None:
+        self.templates = templates
+        self.engine = engine
+        self.prepared: dict[int, Any] = {}
+
+    def _prepared(self, index: int) -> Any:
+        if index not in self.prepared:
+            template = self.templates[index]
+            self.prepared[index] = None if template is None else self.engine.prepare(template)
+        return self.prepared[index]
+
+    def run(self, pairs: Sequence[Pair]) -> list[tuple[float, float | None]]:
+        """Score and comparison time (None for a failure to enrol) of each pair."""
+        results: list[tuple[float, float | None]] = []
+        for a, b in pairs:
+            pa, pb = self._prepared(a), self._prepared(b)
+            if pa is None or pb is None:
+                results.append((-math.inf, None))
+                continue
+            start = time.perf_counter()
+            score = self.engine.compare(pa, pb)
+            results.append((float(score), time.perf_counter() - start))
+        return results
+
+
+# The comparer of a worker process, set once by the pool's initializer.
+_worker_comparer: _Comparer | None = None
+
+
+def _start_comparer(templates: Sequence[FingerTemplate | None], engine: Engine) -> None:
+    global _worker_comparer  # one per worker process, set once at its start
+    _worker_comparer = _Comparer(templates, engine)
+
+
+def _compare_in_worker(pairs: Sequence[Pair]) -> list[tuple[float, float | None]]:
+    assert _worker_comparer is not None, "pool started without _start_comparer"
+    return _worker_comparer.run(pairs)
 
 
 # --- running a set ------------------------------------------------------------------------
@@ -453,12 +479,20 @@ class SetResult:
         }
 
 
-def _map(
-    function: Callable[[Any], Any], tasks: Sequence[Any], pool: concurrent.futures.Executor | None
-) -> list[Any]:
-    if pool is None:
-        return [function(task) for task in tasks]
-    return list(pool.map(function, tasks))
+def _pool(
+    processes: int,
+    *,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> concurrent.futures.ProcessPoolExecutor:
+    # Spawned, not forked: the caller may run threads (pytest-xdist, an asyncio loop) that a
+    # fork would copy in an unknown state.
+    return concurrent.futures.ProcessPoolExecutor(
+        max_workers=processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=initializer,
+        initargs=initargs,
+    )
 
 
 def _chunks(pairs: Sequence[Pair], size: int) -> Iterable[Sequence[Pair]]:
@@ -501,30 +535,25 @@ def evaluate_folder(
     gen_pairs = genuine_pairs(samples)
     ext_pairs = extended_impostor_pairs(samples)
     fvc_pairs = fvc_impostor_pairs(samples)
-    pool = (
-        concurrent.futures.ProcessPoolExecutor(
-            max_workers=processes, mp_context=multiprocessing.get_context("spawn")
-        )
-        if processes > 1
-        else None
-    )
-    try:
-        if kind == "images":
-            enrolled: list[_Enrolled] = _map(
-                _extract_sample, [(s.path, float(dpi), engine.extract) for s in samples], pool
-            )
+    if kind == "images":
+        tasks = [(s.path, float(dpi), engine.extract) for s in samples]
+        if processes == 1:
+            enrolled = [_extract_sample(task) for task in tasks]
         else:
-            enrolled = [_read_record(s.path) for s in samples]
-        templates = [e.template for e in enrolled]
-        all_pairs = gen_pairs + ext_pairs
-        tasks = [
-            ({i: templates[i] for pair in chunk for i in pair}, chunk, engine)
-            for chunk in _chunks(all_pairs, _PAIRS_PER_CHUNK)
-        ]
-        compared = [r for chunk in _map(_compare_chunk, tasks, pool) for r in chunk]
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            with _pool(processes) as pool:
+                enrolled = list(pool.map(_extract_sample, tasks))
+    else:
+        enrolled = [_read_record(s.path) for s in samples]
+    templates = [e.template for e in enrolled]
+    all_pairs = gen_pairs + ext_pairs
+    if processes == 1:
+        compared = _Comparer(templates, engine).run(all_pairs)
+    else:
+        # Each worker gets every template once and prepares those it meets; chunks are
+        # small enough to balance the two workers.
+        with _pool(processes, initializer=_start_comparer, initargs=(templates, engine)) as pool:
+            chunks = pool.map(_compare_in_worker, _chunks(all_pairs, _PAIRS_PER_CHUNK))
+            compared = [result for chunk in chunks for result in chunk]
     scores = dict(zip(all_pairs, (score for score, _ in compared), strict=True))
     genuine = np.array([scores[p] for p in gen_pairs], dtype=np.float64)
     impostor_ext = np.array([scores[p] for p in ext_pairs], dtype=np.float64)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
+from skimage.morphology import convex_hull_image
 
 from .blocks import STEP, BlockField
 
@@ -49,6 +50,10 @@ def block_mask(field: BlockField) -> NDArray[np.bool_]:
         keep = sizes >= max(sizes.max() // 4, 1)
         keep[0] = False
         mask = keep[labels]
+    if mask.any():
+        # A fingertip's contact area is convex: dark smudges, creases and dry patches inside it
+        # are part of the finger (their minutiae get a low reliability instead).
+        mask = convex_hull_image(mask)
     return np.asarray(mask, dtype=bool)
 
 

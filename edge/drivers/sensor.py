@@ -418,8 +418,16 @@ class FingerprintSensor:
         Raises :class:`ScanRetry` for retry-worthy outcomes (no finger within ``finger_timeout``,
         image failure) and :class:`DeviceError` subclasses for failures.
         """
-        await self.wait_for_finger(finger_timeout=finger_timeout)
-        return await self.upload_image()
+        while True:
+            reconnects = self.reconnects
+            await self.wait_for_finger(finger_timeout=finger_timeout)
+            try:
+                return await self.upload_image()
+            except CommandFailedError:
+                # Replugged between GenImg and UpImage: the module lost its image buffer.
+                # Capture again rather than fail (only then: otherwise it is a real failure).
+                if self.reconnects == reconnects:
+                    raise
 
     async def image_to_template(self, buffer: int = 1) -> None:
         """Img2Tz: features of the image buffer into char buffer 1 or 2 (:class:`ScanRetry`

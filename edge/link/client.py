@@ -292,17 +292,32 @@ class EdgeLink:
         timeout = self.settings.rpc_timeout_s
         try:
             async with asyncio.timeout(timeout):
-                await self._client.publish(
-                    self._topic[topics.RPC],
-                    self._sign(request, recipient=CENTRAL, message_id=request_id),
-                    qos=1,
-                    properties=_properties(
-                        PacketTypes.PUBLISH,
-                        ResponseTopic=self._topic[topics.RPC_REPLY],
-                        CorrelationData=request_id,
-                    ),
+                publish = asyncio.ensure_future(
+                    self._client.publish(
+                        self._topic[topics.RPC],
+                        self._sign(request, recipient=CENTRAL, message_id=request_id),
+                        qos=1,
+                        properties=_properties(
+                            PacketTypes.PUBLISH,
+                            ResponseTopic=self._topic[topics.RPC_REPLY],
+                            CorrelationData=request_id,
+                        ),
+                    )
                 )
-                reply = await future
+                try:
+                    # A publish in flight when the link dies only fails at its own timeout
+                    # (aiomqtt): the reply future fails at once on disconnection, so wait
+                    # for whichever settles first.
+                    waiters: set[asyncio.Future[Any]] = {publish, future}
+                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                    if not future.done():
+                        await publish
+                    reply = await future
+                finally:
+                    if not publish.done():
+                        publish.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                            await publish
         except TimeoutError:
             raise RpcTimeoutError(op, timeout) from None
         except aiomqtt.MqttError as exc:

@@ -45,6 +45,13 @@ class AsyncOutbox:
             self.sync.mark_acked, enrolment_id, request_number=request_number, acked_at=acked_at
         )
 
+    async def mark_rejected(
+        self, enrolment_id: str, *, code: str, rejected_at: datetime | None = None
+    ) -> bool:
+        return await asyncio.to_thread(
+            self.sync.mark_rejected, enrolment_id, code=code, rejected_at=rejected_at
+        )
+
     async def entry(self, enrolment_id: str) -> OutboxEntry:
         return await asyncio.to_thread(self.sync.entry, enrolment_id)
 

@@ -7,9 +7,14 @@ either fully queued or absent, never half-written.
 
 Life of a row::
 
-    enqueue -> pending --mark_sent--> sent --mark_acked--> acked (payload deleted) --purge--> gone
-                  ^                     |
+    enqueue -> pending --mark_sent--> sent --mark_acked----> acked    (payload deleted) --purge-->
+                  ^                     |  --mark_rejected-> rejected (payload deleted) --purge-->
                   +----mark_failed------+   (or: no ack within ack_timeout_s -> due again)
+
+- ``mark_rejected`` is for central's *definitive* refusals (``Rejection.retryable`` false:
+  consumed pre-request, used stamp, invalid record...): retrying cannot succeed, so the row
+  leaves the backlog, its payload is deleted, and its rejection code stays in the receipt for
+  the station to show. Transient refusals go through ``mark_failed`` (retried with backoff).
 
 - ``next_due`` returns pending rows whose retry time has come, and sent rows whose ack did not
   arrive within ``ack_timeout_s`` (lost ack, central restarted...): the outbox owns every retry.
@@ -74,6 +79,7 @@ Synchronous = Literal["FULL", "EXTRA", "NORMAL"]
 
 _BUSY_TIMEOUT_MS = 10_000
 _MAX_ERROR_TEXT = 500
+_WAL_SIZE_LIMIT = 4 * 1024 * 1024
 # SQLite primary result codes (sqlite3.h) that mean "the storage failed", not "bad SQL".
 _SQLITE_IOERR = 10
 _SQLITE_FULL = 13
@@ -82,7 +88,12 @@ _SQLITE_FULL = 13
 class RowState(StrEnum):
     PENDING = "pending"
     SENT = "sent"
-    ACKED = "acked"
+    ACKED = "acked"  # central recorded it: payload deleted, receipt kept
+    REJECTED = "rejected"  # central refused it for good: payload deleted, code kept
+
+    @property
+    def closed(self) -> bool:
+        return self in (RowState.ACKED, RowState.REJECTED)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,6 +151,8 @@ class OutboxEntry:
     last_error: str | None
     sent_at: datetime | None
     acked_at: datetime | None
+    rejected_at: datetime | None = None
+    rejection_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +184,7 @@ class OutboxStats:
     receipts_count: int
     enqueued_total: int
     acked_total: int
+    rejected_total: int
     free_disk_bytes: int
     alert: bool
     refusing: bool
@@ -444,11 +458,12 @@ class Outbox:
 
     def mark_sent(self, enrolment_id: str) -> bool:
         """Record a send attempt (call it just before publishing). The row is due again after
-        ``ack_timeout_s`` unless acknowledged. Returns False if the row is already acked."""
+        ``ack_timeout_s`` unless acknowledged. Returns False if the row is already closed
+        (acked or rejected): do not send it."""
         now = self._clock()
         with self._write("mark_sent") as db:
             state = self._state_for_update(db, enrolment_id)
-            if state is RowState.ACKED:
+            if state.closed:
                 return False
             db.execute(
                 "UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = ?,"
@@ -459,11 +474,11 @@ class Outbox:
 
     def mark_failed(self, enrolment_id: str, error: str) -> bool:
         """Record a failed attempt and reschedule it with jittered exponential backoff.
-        Returns False (no-op) if the row is already acked."""
+        Returns False (no-op) if the row is already closed (acked or rejected)."""
         now = self._clock()
         with self._write("mark_failed") as db:
             state = self._state_for_update(db, enrolment_id)
-            if state is RowState.ACKED:
+            if state.closed:
                 return False
             attempts = db.execute(
                 "SELECT attempts FROM outbox WHERE enrolment_id = ?", (enrolment_id,)
@@ -499,6 +514,9 @@ class Outbox:
                 return False
             if row[0] == RowState.ACKED:
                 return False
+            if row[0] == RowState.REJECTED:
+                # Central's dedup makes this impossible for one central; log, keep the ack.
+                logger.warning("outbox: enrolment %s acknowledged after a rejection", enrolment_id)
             if row[1] is not None and row[1] != request_number:
                 logger.warning(
                     "outbox: enrolment %s queued with request number %s, central assigned %s",
@@ -508,11 +526,40 @@ class Outbox:
                 )
             db.execute(
                 "UPDATE outbox SET state = 'acked', envelope = NULL, request_number = ?,"
-                " acked_at = ?, last_error = NULL WHERE enrolment_id = ?",
-                (request_number, acked_ts, enrolment_id),
+                " acked_at = ?, closed_at = ?, rejected_at = NULL, rejection_code = NULL,"
+                " last_error = NULL WHERE enrolment_id = ?",
+                (request_number, acked_ts, acked_ts, enrolment_id),
             )
             db.execute("UPDATE outbox_counters SET value = value + 1 WHERE name = 'acked_total'")
         logger.info("outbox: enrolment %s acknowledged", enrolment_id)
+        return True
+
+    def mark_rejected(
+        self, enrolment_id: str, *, code: str, rejected_at: datetime | None = None
+    ) -> bool:
+        """Central refused the enrolment for good: close the row, delete its payload, keep
+        the receipt with the rejection ``code`` (for the station to show).
+
+        Idempotent: False (no-op) if the row is already closed or its receipt was purged.
+        """
+        if not isinstance(code, str) or not 0 < len(code) <= 64:
+            raise ValueError("a rejection code is a non-empty string of at most 64 characters")
+        if rejected_at is not None and rejected_at.tzinfo is None:
+            raise ValueError("rejected_at must be timezone-aware")
+        when = rejected_at.timestamp() if rejected_at is not None else self._clock()
+        with self._write("mark_rejected") as db:
+            row = db.execute(
+                "SELECT state FROM outbox WHERE enrolment_id = ?", (enrolment_id,)
+            ).fetchone()
+            if row is None or RowState(row[0]).closed:
+                return False
+            db.execute(
+                "UPDATE outbox SET state = 'rejected', envelope = NULL, rejection_code = ?,"
+                " rejected_at = ?, closed_at = ?, last_error = ? WHERE enrolment_id = ?",
+                (code, when, when, f"rejected: {code}", enrolment_id),
+            )
+            db.execute("UPDATE outbox_counters SET value = value + 1 WHERE name = 'rejected_total'")
+        logger.warning("outbox: enrolment %s rejected by central (%s)", enrolment_id, code)
         return True
 
     def _state_for_update(self, db: Database, enrolment_id: str) -> RowState:
@@ -525,37 +572,33 @@ class Outbox:
 
     # --- receipts, stats, housekeeping -------------------------------------------------------
 
+    _ENTRY_COLUMNS = (
+        "enrolment_id, state, prerequest_number, request_number, envelope_size, attempts,"
+        " created_at, next_attempt_at, last_error, sent_at, acked_at, rejected_at,"
+        " rejection_code"
+    )
+
     def entry(self, enrolment_id: str) -> OutboxEntry:
         """A row's metadata (no payload). Raises :class:`UnknownEnrolmentError`."""
         rows = self._read(
-            "SELECT enrolment_id, state, prerequest_number, request_number, envelope_size,"
-            " attempts, created_at, next_attempt_at, last_error, sent_at, acked_at"
-            " FROM outbox WHERE enrolment_id = ?",
+            f"SELECT {self._ENTRY_COLUMNS} FROM outbox WHERE enrolment_id = ?",  # noqa: S608
             (enrolment_id,),
         )
         if not rows:
             raise UnknownEnrolmentError(enrolment_id)
-        r = rows[0]
-        return OutboxEntry(
-            enrolment_id=r["enrolment_id"],
-            state=RowState(r["state"]),
-            prerequest_number=r["prerequest_number"],
-            request_number=r["request_number"],
-            envelope_size=r["envelope_size"],
-            attempts=r["attempts"],
-            created_at=_utc(r["created_at"]),
-            next_attempt_at=_utc(r["next_attempt_at"]),
-            last_error=r["last_error"],
-            sent_at=None if r["sent_at"] is None else _utc(r["sent_at"]),
-            acked_at=None if r["acked_at"] is None else _utc(r["acked_at"]),
-        )
+        return _entry(rows[0])
+
+    def entries(self) -> list[OutboxEntry]:
+        """Every row's metadata (no payload), oldest first."""
+        rows = self._read(f"SELECT {self._ENTRY_COLUMNS} FROM outbox ORDER BY id")  # noqa: S608
+        return [_entry(r) for r in rows]
 
     def stats(self) -> OutboxStats:
         with self._lock:
             try:
                 count, size, oldest, in_flight = self._totals()
                 receipts = self._db.execute(
-                    "SELECT count(*) FROM outbox WHERE state = 'acked'"
+                    "SELECT count(*) FROM outbox WHERE closed_at IS NOT NULL"
                 ).fetchone()[0]
                 counters = dict(
                     self._db.execute("SELECT name, value FROM outbox_counters").fetchall()
@@ -585,6 +628,7 @@ class Outbox:
             receipts_count=int(receipts),
             enqueued_total=int(counters.get("enqueued_total", 0)),
             acked_total=int(counters.get("acked_total", 0)),
+            rejected_total=int(counters.get("rejected_total", 0)),
             free_disk_bytes=free,
             alert=alert,
             refusing=refusal is not None,
@@ -597,7 +641,7 @@ class Outbox:
         cutoff = self._clock() - self.limits.receipt_retention_s
         with self._write("purge") as db:
             cursor = db.execute(
-                "DELETE FROM outbox WHERE state = 'acked' AND acked_at < ?", (cutoff,)
+                "DELETE FROM outbox WHERE closed_at IS NOT NULL AND closed_at < ?", (cutoff,)
             )
             purged = max(cursor.rowcount, 0)
             db.execute(
@@ -635,6 +679,27 @@ class Outbox:
             return [str(r[0]) for r in self._db.execute("PRAGMA integrity_check").fetchall()]
 
 
+def _entry(r: dict[str, Any]) -> OutboxEntry:
+    def when(value: float | None) -> datetime | None:
+        return None if value is None else _utc(value)
+
+    return OutboxEntry(
+        enrolment_id=r["enrolment_id"],
+        state=RowState(r["state"]),
+        prerequest_number=r["prerequest_number"],
+        request_number=r["request_number"],
+        envelope_size=r["envelope_size"],
+        attempts=r["attempts"],
+        created_at=_utc(r["created_at"]),
+        next_attempt_at=_utc(r["next_attempt_at"]),
+        last_error=r["last_error"],
+        sent_at=when(r["sent_at"]),
+        acked_at=when(r["acked_at"]),
+        rejected_at=when(r["rejected_at"]),
+        rejection_code=r["rejection_code"],
+    )
+
+
 def _configure(db: Database, *, synchronous: Synchronous) -> None:
     mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     if str(mode).lower() != "wal":
@@ -645,6 +710,9 @@ def _configure(db: Database, *, synchronous: Synchronous) -> None:
     # Freed pages (payloads of acknowledged rows) are overwritten with zeros.
     db.execute("PRAGMA secure_delete=ON")
     db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    # After a checkpoint, a WAL that grew large (a long reader held checkpoints back) is
+    # truncated to this size instead of keeping its disk space for ever.
+    db.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
 
 
 def _fsync_directory(directory: Path) -> None:

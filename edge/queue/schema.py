@@ -17,15 +17,16 @@ from edge.queue.errors import SchemaVersionError
 # Version 1.
 # - outbox: one row per enrolment. ``envelope`` (the sealed bytes) is the LAST column so that
 #   reading the metadata of a row never walks the blob's overflow pages; it is set to NULL
-#   when central acknowledges (the CHECK enforces "acked <=> no payload"). Times are Unix
-#   seconds (REAL) from the injected clock.
+#   when central acknowledges or definitively rejects the enrolment (the CHECKs enforce
+#   "closed <=> no payload"). ``closed_at`` (ack or rejection time) drives the purge of
+#   receipts. Times are Unix seconds (REAL) from the injected clock.
 # - outbox_counters: monotonic totals for telemetry (an ack counted once, even if repeated).
 _V1: tuple[str, ...] = (
     """
     CREATE TABLE outbox (
         id INTEGER PRIMARY KEY,
         enrolment_id TEXT NOT NULL UNIQUE,
-        state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'acked')),
+        state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'acked', 'rejected')),
         prerequest_number TEXT NOT NULL,
         request_number TEXT,
         envelope_size INTEGER NOT NULL CHECK (envelope_size > 0),
@@ -36,9 +37,14 @@ _V1: tuple[str, ...] = (
         last_error TEXT,
         sent_at REAL,
         acked_at REAL,
+        rejected_at REAL,
+        rejection_code TEXT,
+        closed_at REAL,
         envelope BLOB,
-        CHECK ((state = 'acked') = (envelope IS NULL)),
-        CHECK ((state = 'acked') = (acked_at IS NOT NULL))
+        CHECK ((state IN ('acked', 'rejected')) = (envelope IS NULL)),
+        CHECK ((state IN ('acked', 'rejected')) = (closed_at IS NOT NULL)),
+        CHECK ((state = 'acked') = (acked_at IS NOT NULL)),
+        CHECK ((state = 'rejected') = (rejection_code IS NOT NULL))
     )
     """,
     # Covers next_due() and stats() without touching the table's blobs.
@@ -46,7 +52,7 @@ _V1: tuple[str, ...] = (
     CREATE INDEX outbox_by_state
         ON outbox (state, next_attempt_at, created_at, envelope_size)
     """,
-    "CREATE INDEX outbox_acked_at ON outbox (acked_at) WHERE state = 'acked'",
+    "CREATE INDEX outbox_closed_at ON outbox (closed_at) WHERE closed_at IS NOT NULL",
     """
     CREATE TABLE outbox_counters (
         name TEXT PRIMARY KEY,
@@ -54,8 +60,8 @@ _V1: tuple[str, ...] = (
     ) WITHOUT ROWID
     """,
     """
-    INSERT INTO outbox_counters (name, value)
-        VALUES ('enqueued_total', 0), ('acked_total', 0), ('purged_total', 0)
+    INSERT INTO outbox_counters (name, value) VALUES
+        ('enqueued_total', 0), ('acked_total', 0), ('rejected_total', 0), ('purged_total', 0)
     """,
 )
 

@@ -110,6 +110,9 @@ class LinkCentral:
                         return rejection
                 await self.changed.wait()
 
+    async def wait_online(self) -> None:
+        await self.link.wait_connected()
+
     @property
     def online(self) -> bool:
         return self.link.connected

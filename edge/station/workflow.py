@@ -255,6 +255,11 @@ class Station:
         async with self.changed:
             self.changed.notify_all()
 
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Until ``predicate()`` holds, re-checked after each change (wrap in a timeout)."""
+        async with self.changed:
+            await self.changed.wait_for(predicate)
+
     # -- step 0: a new session -------------------------------------------------------------
     async def start(self, agent_id: str) -> dict[str, Any]:
         now = self._now().isoformat()
@@ -722,7 +727,8 @@ class Station:
             self._audit.append(
                 "numbers_leased", actor="daemon", subject=lease_id, details={"count": len(numbers)}
             )
-            return len(numbers)
+        await self._notify()
+        return len(numbers)
 
     # -- step 7: card handover -----------------------------------------------------------------
     async def handover(self, agent_id: str, *, request_number: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import hashlib
 import importlib
 import struct
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -103,21 +103,26 @@ _MIN_MINUTIAE = 8  # fewer than this: "too few feature points", as a module woul
 class BiometricsEngine:
     """``edge.biometrics.extract`` / ``compare`` behind the module's commands.
 
-    ``score_scale`` maps the comparator's score to the module's integer score.
+    ``compare`` gives a similarity in [0, 1]; the module reports integer scores, so it is
+    multiplied by ``score_scale`` (1000: a score of 250 is the comparator's 0.25).
     """
 
-    def __init__(self, *, score_scale: float = 1.0) -> None:
+    def __init__(self, *, score_scale: float = 1000.0) -> None:
         # Imported at run time: the simulator works (with IdentityEngine) without it.
-        bio = importlib.import_module("edge.biometrics")
-        self._bio = bio
+        self._extract = _biometrics_attribute("extract", "pipeline")
+        self._compare = _biometrics_attribute("compare", "matcher")
+        threshold = float(_biometrics_attribute("MATCH_THRESHOLD", "matcher"))
         self._scale = score_scale
-        threshold = float(getattr(bio, "MATCH_THRESHOLD", 40.0))
         self.threshold = max(1, round(threshold * score_scale))
 
     def extract(
         self, image: NDArray[np.uint8], *, finger_key: str, rng: np.random.Generator
     ) -> bytes | FeatureFailure:
-        template = self._bio.extract(image, dpi=IMAGE_DPI).template
+        try:
+            template = self._extract(image, dpi=IMAGE_DPI).template
+        except ValueError:
+            # edge.biometrics raises ValueError subclasses for images without a usable print.
+            return FeatureFailure(Confirmation.TOO_FEW_FEATURES)
         minutiae = sorted(template.minutiae, key=lambda m: -m.quality)[:_MN_MAX]
         if len(minutiae) < _MIN_MINUTIAE:
             return FeatureFailure(Confirmation.TOO_FEW_FEATURES)
@@ -138,9 +143,11 @@ class BiometricsEngine:
             return None
         minutiae = []
         for i in range(count):
-            x, y, angle, kind, quality = _MN_ITEM.unpack_from(data, _MN_HEADER.size + i * 6)
+            offset = _MN_HEADER.size + i * _MN_ITEM.size
+            x, y, angle, kind, quality = _MN_ITEM.unpack_from(data, offset)
+            kind = kind if kind in iter(MinutiaKind) else MinutiaKind.OTHER
             minutiae.append(
-                Minutia(x, y, angle * 2 * np.pi / 256, MinutiaKind(kind & 3), min(quality, 100))
+                Minutia(x, y, angle * 2 * np.pi / 256, MinutiaKind(kind), min(quality, 100))
             )
         return FingerTemplate(width=width, height=height, dpi=IMAGE_DPI, minutiae=tuple(minutiae))
 
@@ -148,8 +155,16 @@ class BiometricsEngine:
         ta, tb = self._template(a), self._template(b)
         if ta is None or tb is None:
             return 0
-        raw = float(self._bio.compare(ta, tb))
+        raw = float(self._compare(ta, tb))
         return int(min(65535, max(0, round(raw * self._scale))))
 
     def merge(self, a: bytes, b: bytes) -> bytes:
         return a
+
+
+def _biometrics_attribute(name: str, module: str) -> Any:
+    """``edge.biometrics.<name>``, or from the submodule that defines it."""
+    package = importlib.import_module("edge.biometrics")
+    if hasattr(package, name):
+        return getattr(package, name)
+    return getattr(importlib.import_module(f"edge.biometrics.{module}"), name)

@@ -22,7 +22,11 @@ class LibraryFingers:
     def synthetic(self, identity: int) -> PlacedFinger:
         from dr_sim.fingers import SyntheticFinger
 
-        source: FingerSource = SyntheticFinger(identity)
+        finger = SyntheticFinger(identity)
+        # Grow the master print now (cached): a module answers GenImg within a second, and
+        # host libraries time out at 1-2 s.
+        _ = finger.master
+        source: FingerSource = finger
         return PlacedFinger(source, f"synthetic:{identity}")
 
     def image(self, path: Path) -> PlacedFinger:

@@ -11,6 +11,7 @@ Control commands (besides those of :class:`~dr_sim.serial_device.SerialDevice`):
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -115,10 +116,11 @@ class SensorSimulator(SerialDevice):
         if name == "place":
             if len(args) != 2 or args[0] not in ("synthetic", "image"):
                 raise ControlCommandError("usage: place synthetic SEED | place image PATH")
+            # In a thread: preparing a finger takes a while, the line must stay served.
             if args[0] == "synthetic":
-                model.finger = self.fingers.synthetic(int(args[1]))
+                model.finger = await asyncio.to_thread(self.fingers.synthetic, int(args[1]))
             else:
-                model.finger = self.fingers.image(Path(args[1]))
+                model.finger = await asyncio.to_thread(self.fingers.image, Path(args[1]))
             return model.finger.key
         if name == "lift":
             model.finger = None
@@ -126,7 +128,11 @@ class SensorSimulator(SerialDevice):
         if name == "auto":
             if len(args) != 1:
                 raise ControlCommandError("usage: auto SEED | auto off")
-            model.auto_finger = None if args[0] == "off" else self.fingers.synthetic(int(args[0]))
+            model.auto_finger = (
+                None
+                if args[0] == "off"
+                else await asyncio.to_thread(self.fingers.synthetic, int(args[0]))
+            )
             return ""
         if name == "fault":
             if not 1 <= len(args) <= 2 or args[0] not in FAULT_KINDS:

@@ -25,7 +25,7 @@ from edge.biometrics.evaluation import (
     scan_folder,
     summarise,
 )
-from edge.biometrics.iso19794 import encode_iso19794_2
+from edge.biometrics.iso19794 import TemplateFormatError, encode_iso19794_2
 from edge.biometrics.quality import QualityReport
 from edge.biometrics.types import FingerTemplate, Minutia, MinutiaKind
 
@@ -286,3 +286,14 @@ def test_summary_averages_each_figure(tmp_path: Path) -> None:
         "10": 0.0,
         "20": 0.0,
     }
+
+
+def test_a_malformed_record_names_its_file(tmp_path: Path) -> None:
+    folder = tmp_path / "records"
+    folder.mkdir()
+    template = FingerTemplate(width=8, height=8, dpi=500, minutiae=())
+    for name in ("101_1", "102_1"):
+        (folder / f"{name}.iso").write_bytes(encode_iso19794_2([template]))
+    (folder / "102_2.iso").write_bytes(b"FMR\x00 20\x00\x00")
+    with pytest.raises(TemplateFormatError, match=r"102_2\.iso: record length"):
+        evaluate_folder(folder, dpi=500, engine=FAKE_ENGINE)

@@ -73,9 +73,7 @@ def test_mod_1271_36_detects_every_single_substitution(serial: str, data: st.Dat
 
 
 @given(st.text(alphabet=ALNUM, min_size=10, max_size=10), st.data())
-def test_mod_1271_36_detects_every_adjacent_transposition(
-    serial: str, data: st.DataObject
-) -> None:
+def test_mod_1271_36_detects_every_adjacent_transposition(serial: str, data: st.DataObject) -> None:
     full = serial + MOD_1271_36.compute(serial)
     i = data.draw(st.integers(0, len(full) - 2))
     if full[i] == full[i + 1]:

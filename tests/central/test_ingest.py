@@ -161,11 +161,15 @@ def test_stamp_required_consumed_once_and_kept_on_rejection(kit: CentralKit) -> 
         RejectionCode.INVALID_TEMPLATE
     )
     assert kit.service.check_stamp(stamp.number, device_id=DEVICE) == stamp
-    ack = _ack(kit.service.ingest(kit.enrolment(pre, tax_stamp_number=stamp.number), device_id=DEVICE))
+    ack = _ack(
+        kit.service.ingest(kit.enrolment(pre, tax_stamp_number=stamp.number), device_id=DEVICE)
+    )
     used = kit.service.check_stamp(stamp.number, device_id=DEVICE)
     assert _code(used) is RejectionCode.STAMP_USED
     other = kit.prerequest(reason=RequestReason.THEFT)
-    again = kit.service.ingest(kit.enrolment(other, tax_stamp_number=stamp.number), device_id=DEVICE)
+    again = kit.service.ingest(
+        kit.enrolment(other, tax_stamp_number=stamp.number), device_id=DEVICE
+    )
     assert _code(again) is RejectionCode.STAMP_USED
     assert kit.service.lookup_prerequest(other.number, device_id=DEVICE).number == other.number  # type: ignore[union-attr]
     assert ack.request_number

@@ -56,7 +56,14 @@ def test_reused_key_id_with_wrong_signature_is_forged(key: Ed25519PrivateKey) ->
 
 
 @pytest.mark.parametrize(
-    "text", ["", "AB12CD3456", "DRPR1:AB12CD3456", "DRPR2:AB12CD3456:00000000:AAAA", "DRPR1:ab12cd3456:X:Y"]
+    "text",
+    [
+        "",
+        "AB12CD3456",
+        "DRPR1:AB12CD3456",
+        "DRPR2:AB12CD3456:00000000:AAAA",
+        "DRPR1:ab12cd3456:X:Y",
+    ],
 )
 def test_malformed(text: str, key: Ed25519PrivateKey) -> None:
     with pytest.raises(QrMalformedError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import struct
 from collections.abc import Callable
@@ -64,7 +65,8 @@ def _resign(envelope: bytes, signer: SigningKey, *, header_edit: dict[str, objec
     header = cbor2.loads(header_bytes)
     header.update(header_edit)
     new_header = cbor2.dumps(header, canonical=True)
-    message = SIGNATURE_CONTEXT + struct.pack(">I", len(new_header)) + new_header + ciphertext
+    digest = hashlib.sha512(ciphertext).digest()
+    message = SIGNATURE_CONTEXT + struct.pack(">I", len(new_header)) + new_header + digest
     return cbor2.dumps(
         [magic, version, new_header, ciphertext, signer.sign(message)], canonical=True
     )

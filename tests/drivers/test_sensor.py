@@ -14,6 +14,8 @@ from edge.drivers.errors import (
     ScanRetry,
     WrongPasswordError,
 )
+from edge.drivers.r30x_codec import Packet
+from edge.drivers.r30x_commands import COMMANDS
 from edge.drivers.sensor import FingerprintSensor, LedColour, LedMode
 from edge.drivers.sensor_config import SensorConfig
 from tests.fixtures.sim import SensorFactory, SimHandle, last_image
@@ -252,3 +254,28 @@ def test_config_validation() -> None:
         SensorConfig(port="x", baudrate=10000)
     with pytest.raises(ValueError, match="packet size"):
         SensorConfig(port="x", packet_size=100)
+
+
+async def test_capture_restarts_when_replugged_before_the_upload(
+    sensor_sim: Sim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    device = sensor_sim.device
+    original = device.model.on_packet
+    replugged: list[bool] = []
+
+    def unplug_on_first_upload(packet: Packet) -> list[Packet]:
+        if packet.payload[:1] == bytes([COMMANDS.UP_IMAGE.code]) and not replugged:
+            replugged.append(True)
+            device.unplug()  # power lost: the image buffer is gone
+            device.port.plug()
+            return []
+        return original(packet)
+
+    monkeypatch.setattr(device.model, "on_packet", unplug_on_first_upload)
+    async with FingerprintSensor(_config(sensor_sim)) as sensor:
+        await sensor_sim.control.place_synthetic(3)
+        image = await sensor.capture(finger_timeout=5)
+        assert sensor.reconnects == 1
+    assert replugged == [True]
+    assert np.array_equal(image, last_image(sensor_sim))
+    assert (await sensor_sim.control.status())["captures"] == "2"

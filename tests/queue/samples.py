@@ -46,16 +46,20 @@ def iso_template(
     return header + bytes(body)
 
 
+_ROWS, _COLS = np.mgrid[0 : IMAGE_SHAPE[0], 0 : IMAGE_SHAPE[1]].astype(np.float32)
+
+
 def fingerprint_png(rng: random.Random) -> bytes:
     """A 288x256 8-bit PNG with a ridge-like pattern and noise (compresses like a real one)."""
     gen = np.random.default_rng(rng.getrandbits(64))
-    rows, cols = np.mgrid[0 : IMAGE_SHAPE[0], 0 : IMAGE_SHAPE[1]].astype(np.float64)
     cy, cx = IMAGE_SHAPE[0] / 2 + gen.normal(0, 20), IMAGE_SHAPE[1] / 2 + gen.normal(0, 20)
-    radius = np.hypot(rows - cy, cols - cx)
-    ridges = np.sin(radius / gen.uniform(2.5, 4.0) + 0.002 * (cols - cx) ** 2 / 8)
-    image = 128 + 90 * ridges + gen.normal(0, 18, IMAGE_SHAPE)
+    radius = np.hypot(_ROWS - cy, _COLS - cx)
+    ridges = np.sin(radius / gen.uniform(2.5, 4.0) + 0.00025 * (_COLS - cx) ** 2)
+    noise = gen.normal(0, 18, IMAGE_SHAPE).astype(np.float32)
+    image = np.clip(128 + 90 * ridges + noise, 0, 255).astype(np.uint8)
     out = io.BytesIO()
-    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), mode="L").save(out, format="PNG")
+    # Fast compression: tests build many of these; the size stays that of a real capture.
+    Image.fromarray(image, mode="L").save(out, format="PNG", compress_level=1)
     return out.getvalue()
 
 

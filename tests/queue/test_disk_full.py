@@ -28,13 +28,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def small_filesystem(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs mounted in tmp_path (skips where mounting is not allowed)."""
+    """An 8 MiB tmpfs mounted in tmp_path (skips where mounting is not allowed)."""
     mount_point = tmp_path / "small-fs"
     mount_point.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root; the RLIMIT_FSIZE variant still runs")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount_point)],
+        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mount_point)],
         capture_output=True,
         text=True,
         check=False,
@@ -106,9 +106,10 @@ def test_full_tmpfs_refuses_cleanly_and_loses_nothing(
     central_key: CentralDecryptionKey,
     device_key: SigningKey,
 ) -> None:
-    # Space that the operator can free afterwards (old logs, say).
+    # Space that the operator can free afterwards (old logs, say). Freeing must leave room
+    # for SQLite to checkpoint the WAL into the database (the data is then briefly twice).
     filler = small_filesystem / "filler"
-    filler.write_bytes(b"\0" * (1024 * 1024))
+    filler.write_bytes(b"\0" * (5 * 1024 * 1024))
     db = small_filesystem / "outbox.db"
     committed, other = _fill(db, key_files)
     assert len(committed) >= 5

@@ -194,9 +194,44 @@ def test_ack_deletes_payload_keeps_receipt_and_counts_once(
     assert payload is None
 
 
+def test_definitive_rejection_closes_the_row(
+    outbox: Outbox, make_record: MakeRecord, seal: Seal, fake_clock: FakeClock
+) -> None:
+    rejected = _queue(outbox, make_record, seal)
+    kept = _queue(outbox, make_record, seal)
+    outbox.mark_sent(rejected)
+    assert outbox.mark_rejected(rejected, code="prerequest_consumed") is True
+    assert outbox.mark_rejected(rejected, code="prerequest_consumed") is False
+    entry = outbox.entry(rejected)
+    assert entry.state is RowState.REJECTED
+    assert entry.rejection_code == "prerequest_consumed"
+    assert entry.rejected_at is not None
+    # Out of the backlog and never sent again; its payload is gone.
+    stats = outbox.stats()
+    assert stats.pending_count == 1
+    assert stats.rejected_total == 1
+    assert stats.receipts_count == 1
+    fake_clock.advance(outbox.limits.ack_timeout_s * 10)
+    assert [r.enrolment_id for r in outbox.next_due()] == [kept]
+    assert outbox.mark_sent(rejected) is False
+    assert outbox.mark_failed(rejected, "late") is False
+    with sqlite3.connect(outbox.path) as conn:
+        (payload,) = conn.execute(
+            "SELECT envelope FROM outbox WHERE enrolment_id = ?", (rejected,)
+        ).fetchone()
+    assert payload is None
+    with pytest.raises(ValueError, match="rejection code"):
+        outbox.mark_rejected(kept, code="")
+    fake_clock.advance(outbox.limits.receipt_retention_s + 1)
+    assert outbox.purge_expired_receipts() == 1
+    with pytest.raises(UnknownEnrolmentError):
+        outbox.entry(rejected)
+
+
 def test_unknown_ids(outbox: Outbox) -> None:
     unknown = "0b6a9ff2-8c39-4f5e-9d2a-57ef4c1b7a00"
     assert outbox.mark_acked(unknown, request_number=request_number_for(1)) is False
+    assert outbox.mark_rejected(unknown, code="replayed") is False
     with pytest.raises(UnknownEnrolmentError):
         outbox.mark_sent(unknown)
     with pytest.raises(UnknownEnrolmentError):
@@ -438,6 +473,7 @@ async def test_async_outbox_from_the_event_loop(
     stats = await box.stats()
     assert stats.acked_total == 4
     assert (await box.entry(due[1].enrolment_id)).state is RowState.ACKED
+    assert await box.mark_rejected(due[0].enrolment_id, code="stamp_used") is False
     assert await box.purge_expired_receipts() == 0
 
 

@@ -42,7 +42,7 @@ def aligned_correlation(
     over ``angles`` (degrees); the correlation is divided by the number of overlapping pixels.
     """
     if angles is None:
-        angles = np.arange(-12.0, 12.1, 2.0)
+        angles = np.arange(-12.0, 12.1, 3.0)
     fa = _standardise(a)
     best = -1.0
     shape = (a.shape[0] * 2, a.shape[1] * 2)

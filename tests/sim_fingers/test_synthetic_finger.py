@@ -77,7 +77,13 @@ def test_forced_class_is_honoured() -> None:
 
 def test_still_settings_give_a_steady_finger() -> None:
     still = ImpressionSettings(
-        max_shift=0, max_rotation=0, distortion=0, pressure=(0, 0), dryness=(0, 0), noise=0
+        max_shift=0,
+        max_rotation=0,
+        distortion=0,
+        pressure=(0, 0),
+        dryness=(0, 0),
+        moisture=(0, 0),
+        noise=0,
     )
     finger = SyntheticFinger(11, settings=still)
     a = finger.capture(np.random.default_rng(1)).astype(np.int16)

@@ -25,8 +25,11 @@ from central.mqtt.server import CentralLink
 from central.mqtt.settings import CentralLinkSettings
 from central.provisioning import provision_device
 from central.service import CentralService
+from dr_sim.finger_factory import LibraryFingers
 from dr_sim.scanner_sim import ScannerSimulator
+from dr_sim.sensor_model import PlacedFinger
 from dr_sim.sensor_sim import SensorSimulator
+from edge.biometrics.types import FingerPosition as P
 from edge.config import (
     ConsoleSection,
     DeviceSection,
@@ -37,7 +40,8 @@ from edge.config import (
     SensorSection,
 )
 from edge.console.client import ConsoleClient
-from edge.daemon import Wiring, build_wiring, serve
+from edge.daemon import Running, Wiring, build_wiring, serve
+from edge.station.workflow import Station
 from edge.station.link_adapter import LinkCentral
 from edge.station.bundle import load_bundle
 from tests.fixtures.broker import RunningBroker, TestPki
@@ -55,6 +59,7 @@ class Daemon:
     task: asyncio.Task[None]
     stop: asyncio.Event
     url: str
+    station: Station
 
     async def shutdown(self) -> None:
         self.stop.set()
@@ -79,12 +84,12 @@ class StationWorld:
     started: list[asyncio.Task[Any]] = field(default_factory=list)
 
     # -- processes --------------------------------------------------------------------------
-    async def start_daemon(self) -> Daemon:
+    async def start_daemon(self, *, online: bool = True) -> Daemon:
         bundle = load_bundle(self.config.device.bundle_dir or Path(), device_id=DEVICE_ID)
         wiring = build_wiring(self.config, bundle)
         self.wiring = wiring
         stop = asyncio.Event()
-        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(
             serve(self.config, wiring, stop=stop, on_ready=ready.set_result)
         )
@@ -92,9 +97,14 @@ class StationWorld:
             done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
             task.result()  # raises what stopped the daemon
-        self.daemon = Daemon(task, stop, ready.result())
+        running = ready.result()
+        self.daemon = Daemon(task, stop, running.url, running.station)
         self.client = ConsoleClient(self.daemon.url)
         await self.call("sign_in", AGENT, PASSWORD)
+        if online:
+            assert isinstance(wiring.central, LinkCentral)
+            async with asyncio.timeout(WAIT_S):
+                await wiring.central.wait_online()
         return self.daemon
 
     async def stop_daemon(self) -> None:
@@ -119,16 +129,18 @@ class StationWorld:
     async def place(self, identity: int) -> None:
         await self.sensor.control.place_synthetic(identity)
 
-    async def capture_until(self, sid: str, fingers: dict[int, int]) -> dict[str, Any]:
+    async def capture_until(
+        self, sid: str, fingers: dict[int, int] | None = None
+    ) -> dict[str, Any]:
         """Capture until step 4 is over; ``fingers`` maps ISO position -> synthetic identity."""
+        fingers = FINGERS if fingers is None else fingers
         view: dict[str, Any] = await self.call("session", sid)
-        for _ in range(12):
+        for _ in range(20):
             if view["step"] != "fingers":
                 return view
             position = view["fingers"]["current"]["position"]
             await self.place(fingers[position])
             view = await self.call("capture", sid)
-            print("CAPTURE", view["last_capture"])
         raise AssertionError(f"step 4 not over after 12 captures: {view['fingers']}")
 
     async def outcome(self, view: dict[str, Any]) -> Any:
@@ -152,14 +164,40 @@ class StationWorld:
         return receipt["enrolment_id"]
 
 
+class CarefulFingers(LibraryFingers):
+    """Synthetic fingers placed with care (small shift, rotation and distortion): the matcher
+    then finds two captures of one finger consistent within the three attempts."""
+
+    def synthetic(self, identity: int) -> PlacedFinger:
+        from dr_sim.fingers import SyntheticFinger
+        from dr_sim.fingers.impression import ImpressionSettings
+
+        settings = ImpressionSettings(
+            max_shift=6.0, max_rotation=4.0, distortion=0.3, dryness=(0.0, 0.2)
+        )
+        return PlacedFinger(SyntheticFinger(identity, settings=settings), f"careful:{identity}")
+
+
+# A distinct synthetic finger for every position the fallback may reach.
+FINGERS = {P.RIGHT_INDEX: 103, P.LEFT_INDEX: 102, P.RIGHT_MIDDLE: 104, P.LEFT_MIDDLE: 106,
+           P.RIGHT_RING: 107, P.LEFT_RING: 108}
+
+
+@pytest.fixture
+async def sensor(make_sensor_sim: Any) -> AsyncIterator[SimHandle[SensorSimulator]]:
+    async with make_sensor_sim(fingers=CarefulFingers(), seed=1) as sim:
+        yield sim
+
+
 @pytest.fixture
 async def world(
     broker: RunningBroker,
     pki: TestPki,
     tmp_path: Path,
-    sensor_sim: SimHandle[SensorSimulator],
+    sensor: SimHandle[SensorSimulator],
     scanner_sim: SimHandle[ScannerSimulator],
 ) -> AsyncIterator[StationWorld]:
+    sensor_sim = sensor
     key_dir = tmp_path / "central-keys"
     CentralKeyring.create(key_dir)
     clock = ManualClock()
@@ -187,7 +225,8 @@ async def world(
         sensor=SensorSection(port=sensor_sim.port, capture_timeout=10.0),
         scanner=ScannerSection(port=scanner_sim.port),
         console=ConsoleSection(port=0),
-        link=LinkSection(host=broker.host, port=broker.port, reconnect_max=0.5),
+        link=LinkSection(host=broker.host, port=broker.port, reconnect_max=0.5,
+                         ack_timeout=3.0),
         policy=PolicySection(lease_count=5, lease_low_water=2),
     )
     from edge.daemon import open_local

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,6 @@ from edge.biometrics.types import FingerPosition as P
 from edge.console.client import ConsoleError
 from tests.station.conftest import StationWorld
 
-BOTH_INDEXES = {P.RIGHT_INDEX: 101, P.LEFT_INDEX: 102}
 
 
 async def scan_and_recall(world: StationWorld, sid: str, payload: str) -> dict:
@@ -34,7 +34,7 @@ async def test_happy_path_qr_scan_to_acknowledged_request(world: StationWorld) -
     assert view["prerequest"]["surname"] == "Martin"
     view = await world.call("documents", s["id"], checked=["photo", "proof_of_address"])
     assert view["step"] == "fingers"
-    view = await world.capture_until(s["id"], BOTH_INDEXES)
+    view = await world.capture_until(s["id"])
     assert view["step"] == "summary"
     captured = {f["position"] for f in view["fingers"]["fingers"] if f["captured"]}
     assert captured == {P.RIGHT_INDEX, P.LEFT_INDEX}
@@ -45,5 +45,166 @@ async def test_happy_path_qr_scan_to_acknowledged_request(world: StationWorld) -
     status = world.service.request_status(parse_request_number(number))
     assert getattr(status, "stage", None) is not None
     assert world.service.get_prerequest(pre.number).status == "consumed"
-    pdf = await asyncio.to_thread(open(view["receipt"], "rb").read)
+    pdf = await asyncio.to_thread(Path(view["receipt"]).read_bytes)
     assert pdf.startswith(b"%PDF-")
+
+
+async def test_prerequest_refusals(world: StationWorld) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from dr_contracts.qr import encode_prerequest_qr
+
+    pre = world.prerequest()
+    await world.start_daemon()
+    sid = (await world.call("start"))["id"]
+    cases = [
+        ({"number": "AB12"}, "prerequest_malformed"),
+        ({"qr": "https://example.org/not-ours"}, "qr_malformed"),
+        ({"qr": encode_prerequest_qr(pre.number, signing_key=Ed25519PrivateKey.generate())},
+         "qr_forged"),
+        ({"qr": world.qr(pre.number).replace(pre.number, "ZZZZZZZZZZ")}, "qr_forged"),
+        ({"number": "ZZZZZZZZZZ"}, "prerequest_unknown"),
+    ]
+    for body, code in cases:
+        with pytest.raises(ConsoleError) as err:
+            await world.call("recall", sid, **body)
+        assert err.value.code == code, body
+        assert err.value.message  # a French sentence for the agent
+    expired = world.prerequest(surname="Ancien")
+    from datetime import timedelta
+
+    world.clock.advance(timedelta(days=400))
+    with pytest.raises(ConsoleError) as err:
+        await world.call("recall", sid, number=expired.number)
+    assert err.value.code == "prerequest_expired"
+    assert "expiré" in err.value.message
+    assert (await world.call("session", sid))["step"] == "prerequest"
+
+
+async def test_consumed_prerequest_refused_after_enrolment(world: StationWorld) -> None:
+    pre = world.prerequest()
+    await world.start_daemon()
+    sid = (await world.call("start"))["id"]
+    await world.call("recall", sid, number=pre.number)
+    await world.call("documents", sid, checked=["photo", "proof_of_address"])
+    await world.capture_until(sid)
+    view = await world.call("confirm", sid)
+    assert (await world.outcome(view)) == view["request_number"]
+    again = (await world.call("start"))["id"]
+    with pytest.raises(ConsoleError) as err:
+        await world.call("recall", again, number=pre.number)
+    assert err.value.code == "prerequest_consumed"
+
+
+async def test_stamp_required_checked_and_consumed(world: StationWorld) -> None:
+    from central.models import RequestReason
+
+    stamp = world.service.create_stamp().number
+    pre = world.prerequest(reason=RequestReason.LOSS)
+    await world.start_daemon()
+    sid = (await world.call("start"))["id"]
+    view = await world.call("recall", sid, number=pre.number)
+    assert view["stamp_required"] is True
+    docs = ["photo", "proof_of_address"]
+    with pytest.raises(ConsoleError) as err:
+        await world.call("documents", sid, checked=docs)
+    assert err.value.code == "stamp_required"
+    with pytest.raises(ConsoleError) as err:
+        await world.call("documents", sid, checked=docs, stamp="1111222233334444")
+    assert err.value.code == "stamp_unknown"
+    view = await world.call("documents", sid, checked=docs, stamp=stamp)
+    assert view["stamp"] == stamp
+    await world.capture_until(sid)
+    view = await world.call("confirm", sid)
+    assert (await world.outcome(view)) == view["request_number"]
+    assert world.service.get_stamp(stamp).state == "used"
+    other = world.prerequest(reason=RequestReason.THEFT, surname="Autre")
+    sid2 = (await world.call("start"))["id"]
+    await world.call("recall", sid2, number=other.number)
+    with pytest.raises(ConsoleError) as err:
+        await world.call("documents", sid2, checked=docs, stamp=stamp)
+    assert err.value.code == "stamp_used"
+
+
+async def test_finger_fallback_and_exceptions_reach_central(world: StationWorld) -> None:
+    pre = world.prerequest()
+    await world.start_daemon()
+    sid = (await world.call("start"))["id"]
+    await world.call("recall", sid, number=pre.number)
+    await world.call("documents", sid, checked=["photo", "proof_of_address"])
+    view = await world.call("exception", sid, "amputated")
+    assert view["fingers"]["current"]["position"] == P.RIGHT_MIDDLE
+    with pytest.raises(ConsoleError) as err:
+        await world.call("exception", sid, "under_age")  # the policy's, not the agent's
+    assert err.value.code == "bad_exception"
+    view = await world.capture_until(sid)
+    assert view["step"] == "summary"
+    view = await world.call("confirm", sid)
+    number = await world.outcome(view)
+    assert number == view["request_number"]
+    record = world.service.enrolment_record(parse_request_number(number))
+    by_position = {f.position: f for f in record.fingers}
+    assert by_position[P.RIGHT_INDEX].exception == "amputated"
+    assert sum(1 for f in record.fingers if f.captured) == 2
+    assert P.RIGHT_INDEX not in {f.position for f in record.fingers if f.captured}
+
+
+async def test_under_12_no_fingerprints(world: StationWorld) -> None:
+    from tests.station.conftest import child_birth_date
+
+    pre = world.prerequest(birth_date=child_birth_date(), given_names="Théo")
+    await world.start_daemon()
+    sid = (await world.call("start"))["id"]
+    await world.call("recall", sid, number=pre.number)
+    view = await world.call("documents", sid, checked=["photo", "proof_of_address"])
+    assert view["step"] == "summary"
+    assert view["fingers"]["under_age"] is True
+    with pytest.raises(ConsoleError) as err:
+        await world.call("capture", sid)
+    assert err.value.code == "wrong_step"
+    view = await world.call("confirm", sid)
+    number = await world.outcome(view)
+    record = world.service.enrolment_record(parse_request_number(number))
+    assert {f.exception for f in record.fingers} == {"under_age"}
+
+
+async def test_offline_enrolment_with_leased_number_delivered_later(world: StationWorld) -> None:
+    pre = world.prerequest(surname="Hors-Ligne")
+    daemon = await world.start_daemon()
+    async with asyncio.timeout(60):
+        await daemon.station.wait_for(lambda: daemon.station.free_numbers() > 0)
+    world.broker.stop()
+    sid = (await world.call("start"))["id"]
+    offline = {"surname": "Hors-Ligne", "given_names": "Camille", "birth_date": "1988-05-17",
+               "reason": "renewal"}
+    view = await world.call("recall", sid, qr=world.qr(pre.number), offline_details=offline)
+    assert view["prerequest"]["verified_online"] is False
+    await world.call("documents", sid, checked=["photo", "proof_of_address"])
+    await world.capture_until(sid)
+    view = await world.call("confirm", sid)
+    assert view["step"] == "done"
+    assert view["offline"] is True
+    number = view["request_number"]
+    assert (await world.call("status"))["queue"]["depth"] == 1
+    world.broker.start()
+    assert (await world.outcome(view)) == number  # central kept the leased number
+    assert world.service.get_prerequest(pre.number).status == "consumed"
+
+
+async def test_daemon_restart_in_the_middle_of_a_session(world: StationWorld) -> None:
+    pre = world.prerequest()
+    await world.start_daemon()
+    sid = (await world.call("start"))["id"]
+    await world.call("recall", sid, number=pre.number)
+    await world.call("documents", sid, checked=["photo", "proof_of_address"])
+    await world.place(103)
+    first = await world.call("capture", sid)
+    assert first["fingers"]["current"]["attempts"] == 1
+    await world.stop_daemon()
+    await world.start_daemon()  # signs in again
+    view = await world.call("session", sid)
+    assert view["step"] == "fingers"
+    assert view["fingers"]["current"] == first["fingers"]["current"]
+    view = await world.capture_until(sid)
+    view = await world.call("confirm", sid)
+    assert (await world.outcome(view)) == view["request_number"]
