@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import os
 import random
 import statistics
 import tempfile
@@ -129,7 +130,8 @@ def main(argv: list[str]) -> None:
         f"{len(fingers[1].template or b'')} bytes (40 minutiae), PNG 256x288 of "
         f"{len(fingers[0].image_png or b'')} and {len(fingers[1].image_png or b'')} bytes "
         f"({source}); record {record_bytes} bytes, envelope {len(envelope)} bytes "
-        f"(+{len(envelope) - record_bytes}). {n} operations per run, median of 3 runs.\n"
+        f"(+{len(envelope) - record_bytes}). {n} operations per run, median of 3 runs; "
+        f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.\n"
     )
     print("| operation | per second | vs baseline |")
     print("|---|---:|---:|")

@@ -39,6 +39,7 @@ from central.store import Store
 from dr_contracts.enrolment import RequestReason
 from dr_contracts.identifiers import IdentifierError, format_request_number
 from dr_contracts.keys import KeyFileError, ed25519_fingerprint
+from dr_contracts.logsetup import configure_logging
 from dr_contracts.rejections import RejectedError, Rejection
 
 log = logging.getLogger("central.cli")
@@ -406,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dr-central", description="DR central service")
     parser.add_argument("--config", metavar="FILE", help="TOML config (or $DR_CENTRAL_CONFIG)")
     parser.add_argument("--data-dir", metavar="DIR", help="override central.data_dir")
+    parser.add_argument(
+        "--log-level", default=None, help="DEBUG, INFO, WARNING (default: INFO for serve)"
+    )
     json_flag = argparse.ArgumentParser(add_help=False)
     json_flag.add_argument("--json", action="store_true", help="print JSON")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -481,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.json = getattr(args, "json", False)
+    configure_logging(level=args.log_level or ("INFO" if args.command == "serve" else "WARNING"))
     try:
         status: int = args.func(args)
     except ConfigError as exc:

@@ -34,8 +34,14 @@ def age_on(birth_date: date, day: date) -> int:
 
 def check_record(record: EnrolmentRecord, *, birth_date: date) -> None:
     """Raise :class:`RejectedError` with the first rule the record breaks."""
+    check_content(record)
+    check_fingers(record, birth_date=birth_date)
+
+
+def check_content(record: EnrolmentRecord) -> None:
+    """The rules that need only the record (templates, quality fields): central checks them
+    before it takes any database lock."""
     _check_templates(record)
-    _check_fingers(record, birth_date=birth_date)
     for finger in record.captured_fingers:
         if finger.quality is None or not finger.quality.measures:
             raise RejectedError.of(
@@ -66,7 +72,8 @@ def _check_templates(record: EnrolmentRecord) -> None:
                 )
 
 
-def _check_fingers(record: EnrolmentRecord, *, birth_date: date) -> None:
+def check_fingers(record: EnrolmentRecord, *, birth_date: date) -> None:
+    """The finger rules, which depend on the citizen's age (from the pre-request)."""
     captured = record.captured_fingers
     exceptions = [f.exception for f in record.fingers if f.exception is not None]
     under_age = age_on(birth_date, record.completed_at.date()) < MIN_AGE_FOR_FINGERPRINTS

@@ -21,7 +21,7 @@ import secrets
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
@@ -48,7 +48,7 @@ from central.models import (
     Stamp,
     StampState,
 )
-from central.rules import check_record
+from central.rules import check_content, check_fingers
 from central.schema import create_schema
 from central.store import ConflictError, Row, Store, Transaction
 from dr_contracts import envelope as env
@@ -116,6 +116,7 @@ class _Opened:
     record: EnrolmentRecord
     device: Device
     digest: bytes
+    sealed_at_rest: tuple[str, bytes, bytes] = field(repr=False)  # key id, nonce, ciphertext
 
 
 class DeviceExistsError(ValueError):
@@ -639,7 +640,19 @@ class CentralService:
             )
         except env.EnvelopeError as exc:
             raise RejectedError.of(_envelope_rejection(exc), str(exc)) from None
-        return _Opened(index, opened.record, device, hashlib.sha256(data).digest())
+        record = opened.record
+        check_content(record)
+        # Encrypted for storage here, outside the transaction, to keep write locks short.
+        nonce, ciphertext = self.keys.storage.encrypt(
+            record.to_bytes(), aad=_biometrics_aad(record.enrolment_id)
+        )
+        return _Opened(
+            index=index,
+            record=record,
+            device=device,
+            digest=hashlib.sha256(data).digest(),
+            sealed_at_rest=(self.keys.storage.key_id, nonce, ciphertext),
+        )
 
     def _record_batch(
         self,
@@ -686,7 +699,9 @@ class CentralService:
         stored = self._stored_answer(tx, record.enrolment_id, digest)
         if stored is not None:
             return stored
-        self._active_device(tx, device.device_id)  # revoked meanwhile: refuse now
+        state = tx.one("SELECT state FROM devices WHERE device_id = ?", (device.device_id,))
+        if state is None or state[0] != DeviceState.ACTIVE.value:  # revoked meanwhile
+            raise RejectedError.of(RejectionCode.REVOKED_DEVICE, device.device_id)
         try:
             pre = self._usable_prerequest(tx, record.prerequest_number)
         except RejectedError:
@@ -701,7 +716,7 @@ class CentralService:
                 RejectionCode.INVALID_RECORD,
                 f"reason {record.reason} differs from the pre-request's {pre.form.reason}",
             )
-        check_record(record, birth_date=pre.form.birth_date)
+        check_fingers(record, birth_date=pre.form.birth_date)
         number, leased = self._number_for(tx, record, device_id=device.device_id)
         if not tx.execute(
             "UPDATE prerequests SET status = 'consumed', consumed_at = ?, request_number = ?"

@@ -53,6 +53,7 @@ from dr_contracts.enrolment import (
     parse_enrolment_id,
     to_epoch_us,
 )
+from dr_contracts.identifiers import DeviceId
 from dr_contracts.keys import (
     HPKE_SUITE,
     HPKE_SUITE_NAME,
@@ -259,6 +260,7 @@ def seal_enrolment(
         created_at = datetime.now(UTC)
     if created_at.tzinfo is None:
         raise ValueError("created_at must be timezone-aware")
+    DeviceId.parse(device_id)  # MalformedIdentifierError (a ValueError) for a bad device id
     header = EnvelopeHeader(
         device_id=device_id,
         enrolment_id=parse_enrolment_id(enrolment_id),

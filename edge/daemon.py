@@ -219,7 +219,9 @@ async def serve(
             await site.start()
             host, port = runner.addresses[0][:2]
             url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"  # noqa: S104
-            url_file.write_text(url + "\n")
+            tmp = url_file.with_suffix(".tmp")
+            tmp.write_text(url + "\n")
+            tmp.replace(url_file)  # readers never see a half-written file
             log.info("agent console on %s", url)
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(_lease_keeper(station))]

@@ -12,8 +12,9 @@
 5. waits until central has acknowledged the enrolment, prints ``CNI request number: <number>``
    and ``Receipt: <path>``, and stops every process (SIGTERM, then waits for each).
 
-Everything lives in ``demo-out/<run>/`` (git-ignored); each run uses a new folder and free
-ports, so running it twice in a row works. Exit status 0 on success, 1 otherwise.
+Everything lives in ``demo-out/<run>/`` (git-ignored; ``$DR_DEMO_OUT`` overrides the parent
+folder); each run uses a new folder and free ports, so running it twice in a row works.
+Exit status 0 on success, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -83,18 +84,23 @@ class Processes:
     def start(self, name: str, *args: str | Path) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("wb")
         proc = subprocess.Popen(  # noqa: S603 - our own programs, fixed arguments
-            [str(a) for a in args], stdout=log, stderr=subprocess.STDOUT, cwd=self.logs,
+            [str(a) for a in args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.logs,
             start_new_session=True,
         )
         log.close()
         self.running.append((name, proc))
         return proc
 
-    def check_alive(self) -> None:
+    def check_alive(self) -> bool:
+        """True, or raises with the log's tail if a process has died."""
         for name, proc in self.running:
             if proc.poll() is not None:
                 tail = (self.logs / f"{name}.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{name} exited with status {proc.returncode}:\n{tail}")
+        return True
 
     def stop_all(self) -> list[str]:
         problems = []
@@ -114,7 +120,11 @@ class Processes:
 
 def run(*args: str | Path, cwd: Path, stdin: str | None = None) -> str:
     result = subprocess.run(  # noqa: S603 - our own programs, fixed arguments
-        [str(a) for a in args], cwd=cwd, input=stdin, capture_output=True, text=True,
+        [str(a) for a in args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
         check=False,
     )
     if result.returncode != 0:
@@ -135,40 +145,44 @@ def processes(logs: Path) -> Iterator[Processes]:
 def write_configs(run_dir: Path, *, mqtt: int, ws: int, http: int) -> tuple[Path, Path]:
     central = run_dir / "central.toml"
     central.write_text(
-        "\n".join([
-            "[central]",
-            'data_dir = "central"',
-            "[http]",
-            f"port = {http}",
-            "[mqtt]",
-            'host = "127.0.0.1"',
-            f"port = {mqtt}",
-            "run_broker = true",
-            f"websockets_port = {ws}",
-            "",
-        ])
+        "\n".join(
+            [
+                "[central]",
+                'data_dir = "central"',
+                "[http]",
+                f"port = {http}",
+                "[mqtt]",
+                'host = "127.0.0.1"',
+                f"port = {mqtt}",
+                "run_broker = true",
+                f"websockets_port = {ws}",
+                "",
+            ]
+        )
     )
     edge = run_dir / "dr-edge.toml"
     edge.write_text(
-        "\n".join([
-            "[device]",
-            f'id = "{DEVICE_ID}"',
-            "mairie = \"Mairie d'Évry-Courcouronnes\"",
-            'mairie_address = "Place des Droits-de-l\'Homme-et-du-Citoyen, 91000 Évry"',
-            'state_dir = "edge"',
-            'bundle_dir = "device"',
-            "[sensor]",
-            'port = "sensor.pty"',
-            "[scanner]",
-            'port = "scanner.pty"',
-            "[console]",
-            "port = 0",
-            "[link]",
-            'host = "127.0.0.1"',
-            f"port = {mqtt}",
-            "reconnect_max = 2.0",
-            "",
-        ])
+        "\n".join(
+            [
+                "[device]",
+                f'id = "{DEVICE_ID}"',
+                'mairie = "Mairie d\'Évry-Courcouronnes"',
+                'mairie_address = "Place des Droits-de-l\'Homme-et-du-Citoyen, 91000 Évry"',
+                'state_dir = "edge"',
+                'bundle_dir = "device"',
+                "[sensor]",
+                'port = "sensor.pty"',
+                "[scanner]",
+                'port = "scanner.pty"',
+                "[console]",
+                "port = 0",
+                "[link]",
+                'host = "127.0.0.1"',
+                f"port = {mqtt}",
+                "reconnect_max = 2.0",
+                "",
+            ]
+        )
     )
     return central, edge
 
@@ -197,8 +211,7 @@ def enrol(client: Any, *, qr: str, scanner_ctl: Path, sensor_ctl: Path) -> dict[
         raise result["error"]
     view = result["view"]
     pre = view["prerequest"]
-    say(f"pre-request {pre['number']}: {pre['surname']} {pre['given_names']}, "
-        f"{pre['reason_fr']}")
+    say(f"pre-request {pre['number']}: {pre['surname']} {pre['given_names']}, {pre['reason_fr']}")
     view = client.documents(sid, checked=["photo", "proof_of_address"])
     say("documents checked: photo, proof of address")
     for _ in range(20):
@@ -218,45 +231,115 @@ def enrol(client: Any, *, qr: str, scanner_ctl: Path, sensor_ctl: Path) -> dict[
 
 def main() -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    run_dir = ROOT / "demo-out" / f"{stamp}-{os.getpid()}"
+    out = Path(os.environ.get("DR_DEMO_OUT", ROOT / "demo-out"))
+    run_dir = out / f"{stamp}-{os.getpid()}"
     run_dir.mkdir(parents=True)
     say(f"working in {run_dir}")
     mqtt, ws, http = free_port(), free_port(), free_port()
     central_toml, edge_toml = write_configs(run_dir, mqtt=mqtt, ws=ws, http=http)
-    central = [BIN / "dr-central", "--config", central_toml]
-    edge = [BIN / "dr-edge"]
+    central: list[str | Path] = [BIN / "dr-central", "--config", central_toml]
+    edge: list[str | Path] = [BIN / "dr-edge"]
     run(*central, "init", cwd=run_dir)
-    run(*central, "device", "provision", DEVICE_ID, "--commune", "Évry-Courcouronnes",
-        "--out", run_dir / "device", cwd=run_dir)
-    created = json.loads(run(
-        *central, "prerequest", "create", "--json", "--surname", "Martin",
-        "--given-names", "Léa Marie", "--sex", "F",
-        "--birth-date", date(1991, 4, 12).isoformat(), "--birth-place", "Évry",
-        "--address", "1 rue de la Demo", "--postcode", "91000", "--city", "Évry",
-        "--height", "168", "--eyes", "marron", "--reason", "renewal",
-        "--pdf", run_dir / "prerequest.pdf", cwd=run_dir,
-    ))
+    run(
+        *central,
+        "device",
+        "provision",
+        DEVICE_ID,
+        "--commune",
+        "Évry-Courcouronnes",
+        "--out",
+        run_dir / "device",
+        cwd=run_dir,
+    )
+    created = json.loads(
+        run(
+            *central,
+            "prerequest",
+            "create",
+            "--json",
+            "--surname",
+            "Martin",
+            "--given-names",
+            "Léa Marie",
+            "--sex",
+            "F",
+            "--birth-date",
+            date(1991, 4, 12).isoformat(),
+            "--birth-place",
+            "Évry",
+            "--address",
+            "1 rue de la Demo",
+            "--postcode",
+            "91000",
+            "--city",
+            "Évry",
+            "--height",
+            "168",
+            "--eyes",
+            "marron",
+            "--reason",
+            "renewal",
+            "--pdf",
+            run_dir / "prerequest.pdf",
+            cwd=run_dir,
+        )
+    )
     number, qr = created["number"], created["qr"]
     say(f"pre-request {number} created (recap with QR code: {run_dir / 'prerequest.pdf'})")
-    run(*edge, "agent", "add", AGENT, "--name", "Agent Démo", "--password-stdin",
-        "--config", edge_toml, cwd=run_dir, stdin=PASSWORD + "\n")
+    run(
+        *edge,
+        "agent",
+        "add",
+        AGENT,
+        "--name",
+        "Agent Démo",
+        "--password-stdin",
+        "--config",
+        edge_toml,
+        cwd=run_dir,
+        stdin=PASSWORD + "\n",
+    )
 
     with processes(run_dir) as procs:
         procs.start("central", *central, "serve")
-        wait_until("central's broker and HTTP API", lambda: (
-            procs.check_alive() or True) and port_open(mqtt)() and port_open(http)())
+        wait_until(
+            "central's broker and HTTP API",
+            lambda: procs.check_alive() and port_open(mqtt)() and port_open(http)(),
+        )
         say(f"central serving (HTTP {http}, MQTT/TLS {mqtt})")
-        procs.start("sensor-sim", BIN / "dr-sim", "sensor", "--link", run_dir / "sensor.pty",
-                    "--control", run_dir / "sensor.ctl", "--seed", "1")
-        procs.start("scanner-sim", BIN / "dr-sim", "scanner", "--link",
-                    run_dir / "scanner.pty", "--control", run_dir / "scanner.ctl")
-        wait_until("the simulators", lambda: (procs.check_alive() or True) and all(
-            (run_dir / n).exists() for n in ("sensor.pty", "sensor.ctl", "scanner.pty",
-                                             "scanner.ctl")))
+        procs.start(
+            "sensor-sim",
+            BIN / "dr-sim",
+            "sensor",
+            "--link",
+            run_dir / "sensor.pty",
+            "--control",
+            run_dir / "sensor.ctl",
+            "--seed",
+            "1",
+        )
+        procs.start(
+            "scanner-sim",
+            BIN / "dr-sim",
+            "scanner",
+            "--link",
+            run_dir / "scanner.pty",
+            "--control",
+            run_dir / "scanner.ctl",
+        )
+        wait_until(
+            "the simulators",
+            lambda: (
+                (procs.check_alive() or True)
+                and all(
+                    (run_dir / n).exists()
+                    for n in ("sensor.pty", "sensor.ctl", "scanner.pty", "scanner.ctl")
+                )
+            ),
+        )
         procs.start("dr-edge", *edge, "run", "--config", edge_toml)
         url_file = run_dir / "edge" / "console.url"
-        wait_until("the DR daemon's console", lambda: (
-            procs.check_alive() or True) and url_file.exists())
+        wait_until("the DR daemon's console", lambda: procs.check_alive() and url_file.exists())
         url = url_file.read_text().strip()
         say(f"DR daemon up, agent console at {url}")
 
@@ -266,12 +349,12 @@ def main() -> int:
         client.sign_in(AGENT, PASSWORD)
         wait_until("the link to central", lambda: bool(client.status()["link"]["online"]))
         say("agent signed in; link to central online")
-        view = enrol(client, qr=qr, scanner_ctl=run_dir / "scanner.ctl",
-                     sensor_ctl=run_dir / "sensor.ctl")
+        view = enrol(
+            client, qr=qr, scanner_ctl=run_dir / "scanner.ctl", sensor_ctl=run_dir / "sensor.ctl"
+        )
         request_number = view["request_number"]
         wait_until("central's acknowledgement", lambda: client.status()["queue"]["depth"] == 0)
-        shown = json.loads(run(*central, "status", "show", request_number, "--json",
-                               cwd=run_dir))
+        shown = json.loads(run(*central, "status", "show", request_number, "--json", cwd=run_dir))
         say(f"central holds request {request_number}: stage {shown.get('stage')}")
         print(f"CNI request number: {request_number}", flush=True)
         print(f"Receipt: {view['receipt']}", flush=True)

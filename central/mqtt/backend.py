@@ -44,4 +44,7 @@ class LinkBackend(Protocol):
 
     def ingest(self, envelope: bytes, *, device_id: str) -> Ack | Rejection: ...
 
+    # Optional: ``ingest_batch(items: Sequence[tuple[bytes, str]]) -> list[Ack | Rejection]``
+    # (one transaction for many); used when present.
+
     def device(self, device_id: str) -> DeviceLike | None: ...

@@ -91,6 +91,11 @@ class CentralLink:
         self.handled: collections.Counter[str] = collections.Counter()
         self._connected = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.workers)
+        # Enrolments wait here to be ingested in batches: one database commit (one fsync)
+        # for all those that arrived together. Bounded: a full queue holds the workers back.
+        self._enrolments: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(
+            maxsize=settings.max_batch * 2
+        )
         self._client = aiomqtt.Client(
             settings.host,
             settings.port,
@@ -155,6 +160,7 @@ class CentralLink:
         logger.info("central link %s: connected", self.settings.instance)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._publish_fleet())
+            tg.create_task(self._ingest_loop())
             async for message in client.messages:
                 await self._slots.acquire()  # backpressure: at most `workers` at once
                 tg.create_task(self._handle_slot(message))
@@ -185,7 +191,7 @@ class CentralLink:
             return
         device_id, leaf = parsed.device_id, parsed.leaf
         if leaf == topics.ENROLMENTS:
-            await self._on_enrolment(device_id, payload)
+            await self._enrolments.put((device_id, payload))
             return
         kinds = {
             topics.RPC: MessageKind.RPC,
@@ -331,9 +337,30 @@ class CentralLink:
         return result, None
 
     # -- enrolments ---------------------------------------------------------------------------
-    async def _on_enrolment(self, device_id: str, payload: bytes) -> None:
+    async def _ingest_loop(self) -> None:
+        """Take every enrolment waiting (up to ``max_batch``), ingest them together."""
+        while True:
+            batch = [await self._enrolments.get()]
+            while len(batch) < self.settings.max_batch and not self._enrolments.empty():
+                batch.append(self._enrolments.get_nowait())
+            answers = await asyncio.to_thread(self._ingest, batch)
+            for (device_id, payload), answer in zip(batch, answers, strict=True):
+                await self._answer_enrolment(device_id, payload, answer)
+
+    def _ingest(self, batch: list[tuple[str, bytes]]) -> list[Ack | Rejection]:
+        """Central's service, in a worker thread: a group commit when it offers one."""
+        ingest_batch = getattr(self._backend, "ingest_batch", None)
+        if ingest_batch is not None:
+            answers: list[Ack | Rejection] = ingest_batch(
+                [(payload, device_id) for device_id, payload in batch]
+            )
+            return answers
+        return [self._backend.ingest(payload, device_id=device_id) for device_id, payload in batch]
+
+    async def _answer_enrolment(
+        self, device_id: str, payload: bytes, answer: Ack | Rejection
+    ) -> None:
         topic = topics.device_topic(device_id, topics.ENROLMENTS)
-        answer = await asyncio.to_thread(self._backend.ingest, payload, device_id=device_id)
         if isinstance(answer, Ack):
             self.handled["enrolment"] += 1
             body = EnrolmentAck(enrolment_id=answer.enrolment_id, ack=answer.to_bytes())

@@ -34,6 +34,7 @@ class CentralLinkSettings:
     instance: str = field(default_factory=_default_instance)
     share_group: str = "central"
     workers: int = 8
+    max_batch: int = 32  # enrolments ingested in one database transaction, at most
     keepalive_s: int = 30
     connect_timeout_s: float = 10.0
     replay_window_s: float = 300.0
@@ -44,7 +45,7 @@ class CentralLinkSettings:
 
     def __post_init__(self) -> None:
         validate_common_name(self.share_group)
-        if self.workers < 1:
-            raise ValueError("workers must be >= 1")
+        if self.workers < 1 or self.max_batch < 1:
+            raise ValueError("workers and max_batch must be >= 1")
         if not 1 <= self.port <= 65535:
             raise ValueError(f"port must be 1-65535, got {self.port}")

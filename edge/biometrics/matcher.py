@@ -64,6 +64,8 @@ class PreparedTemplate:
         Positions of the minutiae with a valid cylinder, 500-dpi pixels, y upwards.
     angle : (K,) ndarray of float32
         Their directions, radians.
+    weight : (K,) ndarray of float32
+        Their reliability in [0, 1], from the minutia quality.
     values : (K, N_S * N_S * N_D) ndarray of float32
         Cylinder cell values in [0, 1], zero outside the valid cells.
     squares : (K, N_S * N_S * N_D) ndarray of float32
@@ -76,6 +78,7 @@ class PreparedTemplate:
 
     xy: NDArray[np.float32]
     angle: NDArray[np.float32]
+    weight: NDArray[np.float32]
     values: NDArray[np.float32]
     squares: NDArray[np.float32]
     valid: NDArray[np.float32]
@@ -138,6 +141,7 @@ def prepare(template: FingerTemplate) -> PreparedTemplate:
     """
     xy, angle = _template_arrays(template)
     n = xy.shape[0]
+    weight = np.array([m.quality for m in template.minutiae], dtype=np.float32) / 100.0
     cos_a, sin_a = np.cos(angle), np.sin(angle)
     # Cell centres in template coordinates: rotate the offsets into each minutia's frame.
     rot = np.stack([np.stack([cos_a, -sin_a], -1), np.stack([sin_a, cos_a], -1)], -2)
@@ -171,6 +175,7 @@ def prepare(template: FingerTemplate) -> PreparedTemplate:
     return PreparedTemplate(
         xy=xy[keep],
         angle=angle[keep],
+        weight=weight[keep],
         values=flat,
         squares=flat * flat,
         valid=valid,

@@ -136,6 +136,12 @@ class FingerprintSensor:
                 await link.close()
 
     @property
+    def is_connected(self) -> bool:
+        """Whether the port is open (False once the module is unplugged, until a call
+        reopens it): for the station's sensor-state telemetry."""
+        return self._link is not None and self._link.is_open
+
+    @property
     def parameters(self) -> SystemParameters:
         """The module's parameters as read at the last handshake."""
         if self._params is None:
@@ -290,6 +296,8 @@ class FingerprintSensor:
                     await link.receive()
             except TimeoutError:
                 break
+            except DeviceGoneError:
+                return  # the next attempt reopens the port
         link.discard_input()
 
     async def _exchange_full(
@@ -418,7 +426,7 @@ class FingerprintSensor:
         Raises :class:`ScanRetry` for retry-worthy outcomes (no finger within ``finger_timeout``,
         image failure) and :class:`DeviceError` subclasses for failures.
         """
-        while True:
+        for _ in range(_MAX_REPLUGS_PER_CALL):
             reconnects = self.reconnects
             await self.wait_for_finger(finger_timeout=finger_timeout)
             try:
@@ -428,6 +436,7 @@ class FingerprintSensor:
                 # Capture again rather than fail (only then: otherwise it is a real failure).
                 if self.reconnects == reconnects:
                     raise
+        raise DeviceGoneError("replugged during every capture", port=self.config.port)
 
     async def image_to_template(self, buffer: int = 1) -> None:
         """Img2Tz: features of the image buffer into char buffer 1 or 2 (:class:`ScanRetry`

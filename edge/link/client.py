@@ -37,7 +37,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from dr_contracts import topics
-from dr_contracts.acks import AckError, verify_ack
+from dr_contracts.acks import Ack, AckError, verify_ack
 from dr_contracts.identifiers import LeaseError, NumberLease, verify_lease
 from dr_contracts.keys import SigningKey
 from dr_contracts.messages import (
@@ -67,6 +67,8 @@ from edge.link.transport import NODELAY, client_tls_context
 from edge.queue import AsyncOutbox, OutboxRow
 
 __all__ = ["EdgeLink", "LinkCounters", "VerifiedLease"]
+
+MAX_ACK_BATCH = 64
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +138,8 @@ class EdgeLink:
         self._wake = asyncio.Event()
         self._pending: dict[bytes, asyncio.Future[RpcReply]] = {}
         self._inflight: dict[str, float] = {}
+        # Verified acknowledgements waiting to be written to the outbox, in batches.
+        self._acks: asyncio.Queue[Ack] = asyncio.Queue()
         self._topic = {
             leaf: topics.device_topic(self.device_id, leaf) for leaf in topics.DEVICE_LEAVES
         }
@@ -222,6 +226,14 @@ class EdgeLink:
     # -- the reconnect loop -------------------------------------------------------------------
     async def run(self) -> None:
         """Connect, serve, reconnect with jittered backoff; forever (cancel to stop)."""
+        async with asyncio.TaskGroup() as tg:
+            if self._outbox is not None:
+                # Outlives connections: an ack received just before a disconnection is
+                # still written.
+                tg.create_task(self._write_acks(self._outbox))
+            await self._connect_loop()
+
+    async def _connect_loop(self) -> None:
         failures = 0
         while True:
             try:
@@ -389,14 +401,28 @@ class EdgeLink:
         ack = verify_ack(body.ack, central_keys=[self._central_key], device_id=self.device_id)
         if ack.enrolment_id != body.enrolment_id:
             raise AckError("acknowledgement names another enrolment than its message")
-        if await outbox.mark_acked(
-            ack.enrolment_id, request_number=ack.request_number, acked_at=ack.recorded_at
-        ):
-            self.counters.acked += 1
-            if self._on_acked is not None:
-                self._on_acked(ack.enrolment_id, ack.request_number)
-        else:
-            self.counters.duplicate_acks += 1
+        self._acks.put_nowait(ack)
+
+    async def _write_acks(self, outbox: AsyncOutbox) -> None:
+        """Mark acknowledged rows in batches (one commit for all the acks that arrived)."""
+        while True:
+            batch = [await self._acks.get()]
+            while len(batch) < MAX_ACK_BATCH and not self._acks.empty():
+                batch.append(self._acks.get_nowait())
+            try:
+                firsts = await self._mark_acked(outbox, batch)
+            except Exception:
+                # E.g. a full disk: the rows stay "sent", are resent after the ack timeout
+                # and central answers with the same acknowledgement then.
+                logger.exception("link %s: could not record %d acks", self.device_id, len(batch))
+                continue
+            for ack, first in zip(batch, firsts, strict=True):
+                if not first:
+                    self.counters.duplicate_acks += 1
+                    continue
+                self.counters.acked += 1
+                if self._on_acked is not None:
+                    self._on_acked(ack.enrolment_id, ack.request_number)
 
     # -- outgoing: outbox and telemetry -------------------------------------------------------
     async def _drain(self, outbox: AsyncOutbox) -> None:
@@ -406,9 +432,11 @@ class EdgeLink:
             free = window - len(self._inflight)
             rows = await outbox.next_due(limit=free) if free > 0 else []
             if rows:
+                sent = await self._mark_sent(outbox, rows)
                 async with asyncio.TaskGroup() as tg:
-                    for row in rows:
-                        tg.create_task(self._send(outbox, row))
+                    for row, first in zip(rows, sent, strict=True):
+                        if first:  # False: acknowledged meanwhile
+                            tg.create_task(self._send(outbox, row))
                 continue
             await self._idle(outbox, window_full=free <= 0)
 
@@ -422,9 +450,28 @@ class EdgeLink:
             async with asyncio.timeout(timeout):
                 await self._wake.wait()
 
+    async def _mark_acked(self, outbox: AsyncOutbox, batch: list[Ack]) -> list[bool]:
+        many = getattr(outbox.sync, "mark_acked_many", None)
+        if many is not None:
+            items = [(a.enrolment_id, a.request_number, a.recorded_at) for a in batch]
+            result: list[bool] = await asyncio.to_thread(many, items)
+            return result
+        return [
+            await outbox.mark_acked(
+                a.enrolment_id, request_number=a.request_number, acked_at=a.recorded_at
+            )
+            for a in batch
+        ]
+
+    async def _mark_sent(self, outbox: AsyncOutbox, rows: list[OutboxRow]) -> list[bool]:
+        many = getattr(outbox.sync, "mark_sent_many", None)
+        ids = [row.enrolment_id for row in rows]
+        if many is not None:
+            result: list[bool] = await asyncio.to_thread(many, ids)
+            return result
+        return [await outbox.mark_sent(enrolment_id) for enrolment_id in ids]
+
     async def _send(self, outbox: AsyncOutbox, row: OutboxRow) -> None:
-        if not await outbox.mark_sent(row.enrolment_id):
-            return  # acknowledged meanwhile
         self._inflight[row.enrolment_id] = self._clock()
         try:
             await self._client.publish(self._topic[topics.ENROLMENTS], row.envelope, qos=1)

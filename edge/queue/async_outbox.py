@@ -9,6 +9,7 @@ so concurrent awaits are serialised there.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 
 from edge.queue.outbox import Outbox, OutboxEntry, OutboxMeta, OutboxRow, OutboxStats
@@ -34,6 +35,12 @@ class AsyncOutbox:
 
     async def mark_sent(self, enrolment_id: str) -> bool:
         return await asyncio.to_thread(self.sync.mark_sent, enrolment_id)
+
+    async def mark_sent_many(self, enrolment_ids: Sequence[str]) -> list[bool]:
+        return await asyncio.to_thread(self.sync.mark_sent_many, enrolment_ids)
+
+    async def mark_acked_many(self, acks: Sequence[tuple[str, str, datetime | None]]) -> list[bool]:
+        return await asyncio.to_thread(self.sync.mark_acked_many, acks)
 
     async def mark_failed(self, enrolment_id: str, error: str) -> bool:
         return await asyncio.to_thread(self.sync.mark_failed, enrolment_id, error)

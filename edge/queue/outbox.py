@@ -48,7 +48,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -274,6 +274,12 @@ class Outbox:
             _fsync_directory(self.path.parent)  # the new file's name must survive a power cut
         if before != after:
             logger.info("outbox %s: schema migrated from v%d to v%d", self.path, before, after)
+        try:
+            # Every (re)start enforces the retention of receipts, even if nothing else calls
+            # purge_expired_receipts(); a full disk must not keep the outbox from opening.
+            self.purge_expired_receipts()
+        except OutboxStorageError as exc:
+            logger.warning("outbox %s: purge at open skipped: %s", self.path, exc)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -460,17 +466,25 @@ class Outbox:
         """Record a send attempt (call it just before publishing). The row is due again after
         ``ack_timeout_s`` unless acknowledged. Returns False if the row is already closed
         (acked or rejected): do not send it."""
+        return self.mark_sent_many([enrolment_id])[0]
+
+    def mark_sent_many(self, enrolment_ids: Sequence[str]) -> list[bool]:
+        """:meth:`mark_sent` for several rows in one transaction (one fsync); all or nothing:
+        an unknown id raises :class:`UnknownEnrolmentError` and changes no row."""
         now = self._clock()
+        results: list[bool] = []
         with self._write("mark_sent") as db:
-            state = self._state_for_update(db, enrolment_id)
-            if state.closed:
-                return False
-            db.execute(
-                "UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = ?,"
-                " next_attempt_at = ? WHERE enrolment_id = ?",
-                (now, now + self.limits.ack_timeout_s, enrolment_id),
-            )
-        return True
+            for enrolment_id in enrolment_ids:
+                if self._state_for_update(db, enrolment_id).closed:
+                    results.append(False)
+                    continue
+                db.execute(
+                    "UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = ?,"
+                    " next_attempt_at = ? WHERE enrolment_id = ?",
+                    (now, now + self.limits.ack_timeout_s, enrolment_id),
+                )
+                results.append(True)
+        return results
 
     def mark_failed(self, enrolment_id: str, error: str) -> bool:
         """Record a failed attempt and reschedule it with jittered exponential backoff.
@@ -500,38 +514,57 @@ class Outbox:
         Idempotent: returns True the first time, False (no-op, not counted) for a repeated
         ack or an ack of a row whose receipt was already purged.
         """
-        request_number = parse_request_number(request_number)
-        if acked_at is not None and acked_at.tzinfo is None:
-            raise ValueError("acked_at must be timezone-aware")
-        acked_ts = acked_at.timestamp() if acked_at is not None else self._clock()
-        with self._write("mark_acked") as db:
-            row = db.execute(
-                "SELECT state, request_number FROM outbox WHERE enrolment_id = ?",
-                (enrolment_id,),
-            ).fetchone()
-            if row is None:
-                logger.info("outbox: ack for unknown or purged enrolment %s", enrolment_id)
-                return False
-            if row[0] == RowState.ACKED:
-                return False
-            if row[0] == RowState.REJECTED:
-                # Central's dedup makes this impossible for one central; log, keep the ack.
-                logger.warning("outbox: enrolment %s acknowledged after a rejection", enrolment_id)
-            if row[1] is not None and row[1] != request_number:
-                logger.warning(
-                    "outbox: enrolment %s queued with request number %s, central assigned %s",
+        return self.mark_acked_many([(enrolment_id, request_number, acked_at)])[0]
+
+    def mark_acked_many(self, acks: Sequence[tuple[str, str, datetime | None]]) -> list[bool]:
+        """:meth:`mark_acked` for several ``(enrolment_id, request_number, acked_at)`` in one
+        transaction (one fsync). Arguments are all checked before anything is written."""
+        checked: list[tuple[str, str, float]] = []
+        for enrolment_id, request_number, acked_at in acks:
+            if acked_at is not None and acked_at.tzinfo is None:
+                raise ValueError("acked_at must be timezone-aware")
+            checked.append(
+                (
                     enrolment_id,
-                    row[1],
-                    request_number,
+                    parse_request_number(request_number),
+                    acked_at.timestamp() if acked_at is not None else self._clock(),
                 )
-            db.execute(
-                "UPDATE outbox SET state = 'acked', envelope = NULL, request_number = ?,"
-                " acked_at = ?, closed_at = ?, rejected_at = NULL, rejection_code = NULL,"
-                " last_error = NULL WHERE enrolment_id = ?",
-                (request_number, acked_ts, acked_ts, enrolment_id),
             )
-            db.execute("UPDATE outbox_counters SET value = value + 1 WHERE name = 'acked_total'")
-        logger.info("outbox: enrolment %s acknowledged", enrolment_id)
+        with self._write("mark_acked") as db:
+            results = [self._ack_in(db, *ack) for ack in checked]
+        for (enrolment_id, _number, _ts), applied in zip(checked, results, strict=True):
+            if applied:
+                logger.info("outbox: enrolment %s acknowledged", enrolment_id)
+        return results
+
+    def _ack_in(
+        self, db: Database, enrolment_id: str, request_number: str, acked_ts: float
+    ) -> bool:
+        row = db.execute(
+            "SELECT state, request_number FROM outbox WHERE enrolment_id = ?", (enrolment_id,)
+        ).fetchone()
+        if row is None:
+            logger.info("outbox: ack for unknown or purged enrolment %s", enrolment_id)
+            return False
+        if row[0] == RowState.ACKED:
+            return False
+        if row[0] == RowState.REJECTED:
+            # Central's dedup makes this impossible for one central; log, keep the ack.
+            logger.warning("outbox: enrolment %s acknowledged after a rejection", enrolment_id)
+        if row[1] is not None and row[1] != request_number:
+            logger.warning(
+                "outbox: enrolment %s queued with request number %s, central assigned %s",
+                enrolment_id,
+                row[1],
+                request_number,
+            )
+        db.execute(
+            "UPDATE outbox SET state = 'acked', envelope = NULL, request_number = ?,"
+            " acked_at = ?, closed_at = ?, rejected_at = NULL, rejection_code = NULL,"
+            " last_error = NULL WHERE enrolment_id = ?",
+            (request_number, acked_ts, acked_ts, enrolment_id),
+        )
+        db.execute("UPDATE outbox_counters SET value = value + 1 WHERE name = 'acked_total'")
         return True
 
     def mark_rejected(

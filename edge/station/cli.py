@@ -162,6 +162,11 @@ def cmd_session(args: argparse.Namespace) -> int:
     except ConsoleError as exc:
         print(f"{exc.code}: {exc.message}", file=sys.stderr)
         return 3 if exc.status == 401 else 2
+    except OSError as exc:
+        print(
+            f"the DR daemon's console is not reachable at {client.base_url}: {exc}", file=sys.stderr
+        )
+        return 1
     return 0
 
 

@@ -135,3 +135,40 @@ def test_cli_errors(tmp_path: Path) -> None:
     assert str(config) in bad.stderr
     assert "http.port" in bad.stderr
     assert "problems: []" in _cli(data, "check-config").stdout
+
+
+def test_serve_answers_http_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import urllib.request
+
+    data = tmp_path / "central"
+    _cli(data, "init")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "central.cli", "--data-dir", str(data), "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DR_CENTRAL_HTTP_PORT": str(port)},
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()  # printed once the socket listens
+        assert line.startswith("central: http://127.0.0.1:"), line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as reply:
+            assert json.loads(reply.read()) == {"status": "ok"}
+        url = f"http://127.0.0.1:{port}/suivi?numero=ABCD"
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            assert 'data-code="number_malformed"' in reply.read().decode("utf-8")
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        for stream in (server.stdout, server.stderr):
+            if stream is not None:
+                stream.close()

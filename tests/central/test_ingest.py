@@ -310,3 +310,26 @@ def test_rotated_recipient_key_still_opens_old_envelopes(kit: CentralKit) -> Non
     kit.service = CentralService.open(database=kit.database, key_dir=kit.key_dir, clock=kit.clock)
     _ack(kit.service.ingest(old_envelope, device_id=DEVICE))
     _ack(kit.service.ingest(kit.enrolment(), device_id=DEVICE))
+
+
+def test_batch_mixes_acks_and_rejections_in_one_commit(kit: CentralKit) -> None:
+    shared = kit.prerequest()
+    first, clash = kit.enrolment(shared), kit.enrolment(shared)
+    good = kit.enrolment()
+    forged = kit.seal(kit.record(kit.prerequest()), signer=SigningKey.generate())
+    answers = kit.service.ingest_batch(
+        [(first, DEVICE), (b"garbage", DEVICE), (clash, DEVICE), (good, DEVICE), (first, DEVICE),
+         (forged, DEVICE)]
+    )  # fmt: skip
+    acks = [a for a in answers if isinstance(a, Ack)]
+    assert [type(a).__name__ for a in answers] == [
+        "Ack", "Rejection", "Rejection", "Ack", "Ack", "Rejection"
+    ]  # fmt: skip
+    assert _code(answers[1]) is RejectionCode.MALFORMED_ENVELOPE
+    assert _code(answers[2]) is RejectionCode.PREREQUEST_CONSUMED
+    assert _code(answers[5]) is RejectionCode.BAD_SIGNATURE
+    assert acks[0].to_bytes() == acks[2].to_bytes()  # the duplicate inside the batch
+    assert sorted(kit.service.iter_request_numbers()) == sorted({a.request_number for a in acks})
+    # Nothing of the refused ones stayed behind: the clashing enrolment can't be recorded
+    # later under another pre-request number by accident, and the stamp-free path is clean.
+    assert _ack(kit.service.ingest(first, device_id=DEVICE)).to_bytes() == acks[0].to_bytes()

@@ -21,8 +21,9 @@ class Api:
         self.base = base
         self.token: str | None = None
 
-    async def call(self, method: str, path: str, body: Any = None, *,
-                   headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async def call(
+        self, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         h = dict(headers or {})
         if self.token:
             h["Authorization"] = f"Bearer {self.token}"
@@ -54,15 +55,17 @@ async def test_requires_sign_in(api: Api) -> None:
 
 async def test_bad_password_and_lockout(api: Api) -> None:
     for _ in range(2):
-        status, body = await api.call("POST", "/api/signin",
-                                      {"agent_id": "agent1", "password": "wrong"})
+        status, body = await api.call(
+            "POST", "/api/signin", {"agent_id": "agent1", "password": "wrong"}
+        )
         assert status == 401
         assert body["error"]["message"] == "Identifiant ou mot de passe incorrect."
     status, body = await api.call("POST", "/api/signin", {"agent_id": "agent1", "password": "x"})
     assert status == 423
     # Locked: even the right password is refused now.
-    status, body = await api.call("POST", "/api/signin",
-                                  {"agent_id": "agent1", "password": "correct horse battery"})
+    status, body = await api.call(
+        "POST", "/api/signin", {"agent_id": "agent1", "password": "correct horse battery"}
+    )
     assert status == 423
     assert body["error"]["code"] == "agent_locked"
 
@@ -70,11 +73,13 @@ async def test_bad_password_and_lockout(api: Api) -> None:
 async def test_foreign_host_refused(api: Api) -> None:
     status, body = await api.call("GET", "/api/health", headers={"Host": "evil.example:80"})
     assert status == 421
+    assert body["error"]["code"] == "bad_host"
 
 
 async def test_whole_flow_over_http(api: Api, kit: StationKit) -> None:
-    status, body = await api.call("POST", "/api/signin",
-                                  {"agent_id": "agent1", "password": "correct horse battery"})
+    status, body = await api.call(
+        "POST", "/api/signin", {"agent_id": "agent1", "password": "correct horse battery"}
+    )
     assert status == 200
     api.token = body["token"]
     kit.central.prerequests[NUMBER] = adult(NUMBER)
@@ -86,8 +91,9 @@ async def test_whole_flow_over_http(api: Api, kit: StationKit) -> None:
     assert body["error"]["code"] == "prerequest_malformed"
     status, s = await api.call("POST", f"/api/sessions/{sid}/prerequest", {"number": NUMBER})
     assert s["step"] == "documents"
-    status, s = await api.call("POST", f"/api/sessions/{sid}/documents",
-                               {"checked": ["photo", "proof_of_address"]})
+    status, s = await api.call(
+        "POST", f"/api/sessions/{sid}/documents", {"checked": ["photo", "proof_of_address"]}
+    )
     assert s["step"] == "fingers"
     for identity in (11, 11, 22, 22):
         kit.sensor.put(identity)

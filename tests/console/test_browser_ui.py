@@ -14,17 +14,28 @@ from edge.console.app import create_app
 from tests.fixtures.station import StationKit, adult
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 NUMBER = "AB12CD34EF"
 
 
 @pytest.fixture
 async def console_url(kit: StationKit) -> AsyncIterator[str]:
     kit.agents.provision("agent1", name="Agent Un", password="correct horse battery")
-    status = {"device_id": "dr-91228-01", "link": {"online": True},
-              "queue": {"depth": 0, "alert": False}, "sensor": "ready", "sensor_fr": "prêt",
-              "numbers_free": 3}
+    status = {
+        "device_id": "dr-91228-01",
+        "link": {"online": True},
+        "queue": {"depth": 0, "alert": False},
+        "sensor": "ready",
+        "sensor_fr": "prêt",
+        "numbers_free": 3,
+    }
     app = create_app(kit.station, kit.agents, status=lambda: status)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -53,8 +64,9 @@ async def sign_in(page: Page, url: str) -> None:
 
 
 @pytest.mark.browser
-async def test_enrolment_in_the_browser(page: Page, console_url: str, kit: StationKit,
-                                        tmp_path: Path) -> None:
+async def test_enrolment_in_the_browser(
+    page: Page, console_url: str, kit: StationKit, tmp_path: Path
+) -> None:
     kit.central.prerequests[NUMBER] = adult(NUMBER)
     await sign_in(page, console_url)
     await expect(page.get_by_test_id("link-status")).to_have_text("Lien : en ligne")

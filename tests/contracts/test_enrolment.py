@@ -245,7 +245,7 @@ def test_oversized_input_is_rejected_before_parsing() -> None:
         EnrolmentRecord.from_bytes(b"\xa0" * (4 * 1024 * 1024 + 1))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(position=st.integers(0, 200), flip=st.integers(0, 255))
 def test_any_single_byte_change_decodes_to_a_valid_record_or_a_decode_error(
     position: int, flip: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import struct
@@ -320,3 +321,23 @@ def test_key_rotation(tmp_path: Path, key_files: KeyFiles, device_key: SigningKe
             recipient_keys={new_private.key_id: new_private},
             device_public_key=device_key.public_key,
         )
+
+
+def test_sealing_refuses_bad_arguments(
+    central_key: CentralDecryptionKey, device_key: SigningKey
+) -> None:
+    record = _small_record()
+    seal = functools.partial(
+        seal_enrolment, record.to_bytes(), recipient=central_key.public_key(), signer=device_key
+    )
+    with pytest.raises(ValueError, match="device id"):
+        seal(device_id="station-1", enrolment_id=record.enrolment_id)
+    with pytest.raises(ValueError, match="UUID"):
+        seal(device_id=record.device_id, enrolment_id="42")
+    with pytest.raises(ValueError, match="timezone"):
+        seal(
+            device_id=record.device_id,
+            enrolment_id=record.enrolment_id,
+            created_at=datetime(2026, 1, 1),
+        )
+    assert peek_header(seal(device_id=record.device_id, enrolment_id=record.enrolment_id))

@@ -220,11 +220,13 @@ async def test_unplug_and_replug_reconnects_in_the_same_call(sensor_sim: Sim) ->
         await sensor.gen_img()
         await sensor.image_to_template(1)
         await sensor.store(1)
+        assert sensor.is_connected
         await sensor_sim.control.unplug()
         await sensor_sim.control.replug()
         # The old pty is gone: the driver notices, reopens the link, replays the handshake.
         assert await sensor.template_count() == 1  # flash survives a power cycle
         assert sensor.reconnects == 1
+        assert sensor.is_connected
         image = await sensor.capture(finger_timeout=5)
     assert np.array_equal(image, last_image(sensor_sim))
 
@@ -279,3 +281,15 @@ async def test_capture_restarts_when_replugged_before_the_upload(
     assert replugged == [True]
     assert np.array_equal(image, last_image(sensor_sim))
     assert (await sensor_sim.control.status())["captures"] == "2"
+
+
+async def test_open_on_a_hung_module_times_out_and_releases_the_port(sensor_sim: Sim) -> None:
+    await sensor_sim.control.stuck(True)
+    sensor = FingerprintSensor(_config(sensor_sim, timeout=0.1, retries=0))
+    with pytest.raises(DeviceTimeoutError) as caught:
+        await sensor.open()
+    assert caught.value.command == "VfyPwd"
+    assert not sensor.is_connected
+    await sensor_sim.control.stuck(False)
+    async with sensor:  # the same object opens once the module answers
+        assert await sensor.template_count() == 0

@@ -490,3 +490,55 @@ def test_backoff_bounds() -> None:
     for bad in ({"initial_s": 0}, {"factor": 0.5}, {"jitter": 1.5}, {"maximum_s": 1}):
         with pytest.raises(ValueError, match="backoff"):
             Backoff(**bad)
+
+
+def test_reopening_purges_expired_receipts(
+    tmp_path: Path, make_record: MakeRecord, seal: Seal, fake_clock: FakeClock
+) -> None:
+    path = tmp_path / "o.db"
+    limits = OutboxLimits(min_free_disk_bytes=0, receipt_retention_s=3600)
+    with Outbox(path, limits=limits, clock=fake_clock) as box:
+        enrolment_id = _queue(box, make_record, seal)
+        box.mark_acked(enrolment_id, request_number=request_number_for(4))
+    fake_clock.advance(3601)
+    with Outbox(path, limits=limits, clock=fake_clock) as box:
+        with pytest.raises(UnknownEnrolmentError):
+            box.entry(enrolment_id)
+        assert box.stats().receipts_count == 0
+
+
+def test_batch_forms_commit_together_with_the_single_call_semantics(
+    outbox: Outbox, make_record: MakeRecord, seal: Seal
+) -> None:
+    ids = [_queue(outbox, make_record, seal) for _ in range(3)]
+    outbox.mark_acked(ids[1], request_number=request_number_for(1))
+    assert outbox.mark_sent_many(ids) == [True, False, True]
+    assert [outbox.entry(i).attempts for i in ids] == [1, 0, 1]
+    unknown = "0b6a9ff2-8c39-4f5e-9d2a-57ef4c1b7a00"
+    with pytest.raises(UnknownEnrolmentError):
+        outbox.mark_sent_many([ids[0], unknown])
+    assert outbox.entry(ids[0]).attempts == 1  # the batch was rolled back as a whole
+    with pytest.raises(ValueError, match="request number"):
+        outbox.mark_acked_many([(ids[0], request_number_for(2), None), (ids[2], "BAD", None)])
+    assert outbox.entry(ids[0]).state is RowState.SENT
+    results = outbox.mark_acked_many(
+        [
+            (ids[0], request_number_for(2), None),
+            (ids[0], request_number_for(2), None),
+            (ids[1], request_number_for(1), None),
+            (unknown, request_number_for(3), None),
+            (ids[2], request_number_for(4), datetime(2026, 6, 2, tzinfo=UTC)),
+        ]
+    )
+    assert results == [True, False, False, False, True]
+    assert outbox.stats().acked_total == 3
+    assert outbox.entry(ids[2]).acked_at == datetime(2026, 6, 2, tzinfo=UTC)
+
+
+async def test_async_batch_forms(outbox: Outbox, make_record: MakeRecord, seal: Seal) -> None:
+    box = AsyncOutbox(outbox)
+    ids = [_queue(outbox, make_record, seal) for _ in range(2)]
+    assert await box.mark_sent_many(ids) == [True, True]
+    acks = [(i, request_number_for(n), None) for n, i in enumerate(ids)]
+    assert await box.mark_acked_many(acks) == [True, True]
+    assert await box.mark_acked_many(acks) == [False, False]

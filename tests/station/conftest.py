@@ -18,17 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from central.keyring import CentralKeyring
-from central.models import PreRequest, RequestReason
-from central.mqtt.server import CentralLink
-from central.mqtt.settings import CentralLinkSettings
-from central.provisioning import provision_device
-from central.service import CentralService
 from dr_sim.finger_factory import LibraryFingers
 from dr_sim.scanner_sim import ScannerSimulator
 from dr_sim.sensor_model import PlacedFinger
 from dr_sim.sensor_sim import SensorSimulator
+
+from central.keyring import CentralKeyring
+from central.models import PreRequest
+from central.mqtt.server import CentralLink
+from central.mqtt.settings import CentralLinkSettings
+from central.provisioning import provision_device
+from central.service import CentralService
 from edge.biometrics.types import FingerPosition as P
 from edge.config import (
     ConsoleSection,
@@ -41,9 +41,9 @@ from edge.config import (
 )
 from edge.console.client import ConsoleClient
 from edge.daemon import Running, Wiring, build_wiring, serve
-from edge.station.workflow import Station
-from edge.station.link_adapter import LinkCentral
 from edge.station.bundle import load_bundle
+from edge.station.link_adapter import LinkCentral
+from edge.station.workflow import Station
 from tests.fixtures.broker import RunningBroker, TestPki
 from tests.fixtures.central import ManualClock, sample_form
 from tests.fixtures.sim import SimHandle
@@ -90,12 +90,11 @@ class StationWorld:
         self.wiring = wiring
         stop = asyncio.Event()
         ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(
-            serve(self.config, wiring, stop=stop, on_ready=ready.set_result)
-        )
+        task = asyncio.create_task(serve(self.config, wiring, stop=stop, on_ready=ready.set_result))
         async with asyncio.timeout(WAIT_S):
-            done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
+            waiters: list[asyncio.Future[Any]] = [task, ready]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
             task.result()  # raises what stopped the daemon
         running = ready.result()
         self.daemon = Daemon(task, stop, running.url, running.station)
@@ -129,17 +128,15 @@ class StationWorld:
     async def place(self, identity: int) -> None:
         await self.sensor.control.place_synthetic(identity)
 
-    async def capture_until(
-        self, sid: str, fingers: dict[int, int] | None = None
-    ) -> dict[str, Any]:
+    async def capture_until(self, sid: str, fingers: dict[P, int] | None = None) -> dict[str, Any]:
         """Capture until step 4 is over; ``fingers`` maps ISO position -> synthetic identity."""
-        fingers = FINGERS if fingers is None else fingers
+        chosen = FINGERS if fingers is None else fingers
         view: dict[str, Any] = await self.call("session", sid)
         for _ in range(20):
             if view["step"] != "fingers":
                 return view
             position = view["fingers"]["current"]["position"]
-            await self.place(fingers[position])
+            await self.place(chosen[P(position)])
             view = await self.call("capture", sid)
         raise AssertionError(f"step 4 not over after 12 captures: {view['fingers']}")
 
@@ -179,8 +176,14 @@ class CarefulFingers(LibraryFingers):
 
 
 # A distinct synthetic finger for every position the fallback may reach.
-FINGERS = {P.RIGHT_INDEX: 103, P.LEFT_INDEX: 102, P.RIGHT_MIDDLE: 104, P.LEFT_MIDDLE: 106,
-           P.RIGHT_RING: 107, P.LEFT_RING: 108}
+FINGERS = {
+    P.RIGHT_INDEX: 103,
+    P.LEFT_INDEX: 102,
+    P.RIGHT_MIDDLE: 104,
+    P.LEFT_MIDDLE: 106,
+    P.RIGHT_RING: 107,
+    P.LEFT_RING: 108,
+}
 
 
 @pytest.fixture
@@ -206,27 +209,39 @@ async def world(
     )
     bundle_dir = tmp_path / "device"
     provision_device(
-        service, pki.ca, service.keys, device_id=DEVICE_ID, commune_name="Évry-Courcouronnes",
+        service,
+        pki.ca,
+        service.keys,
+        device_id=DEVICE_ID,
+        commune_name="Évry-Courcouronnes",
         out_dir=bundle_dir,
     )
     files = broker.client_files("central")
     central_link = CentralLink(
         CentralLinkSettings(
-            host=broker.host, port=broker.port, ca_file=broker.ca_file, cert_file=files.cert,
-            key_file=files.key, reconnect_initial_s=0.05, reconnect_max_s=0.5,
+            host=broker.host,
+            port=broker.port,
+            ca_file=broker.ca_file,
+            cert_file=files.cert,
+            key_file=files.key,
+            reconnect_initial_s=0.05,
+            reconnect_max_s=0.5,
         ),
         backend=service,
         signing_key=service.keys.signing,
     )
     central_task = asyncio.create_task(central_link.run())
     config = EdgeConfig(
-        device=DeviceSection(id=DEVICE_ID, mairie="Mairie d'Évry-Courcouronnes",
-                             state_dir=tmp_path / "edge", bundle_dir=bundle_dir),
+        device=DeviceSection(
+            id=DEVICE_ID,
+            mairie="Mairie d'Évry-Courcouronnes",
+            state_dir=tmp_path / "edge",
+            bundle_dir=bundle_dir,
+        ),
         sensor=SensorSection(port=sensor_sim.port, capture_timeout=10.0),
         scanner=ScannerSection(port=scanner_sim.port),
         console=ConsoleSection(port=0),
-        link=LinkSection(host=broker.host, port=broker.port, reconnect_max=0.5,
-                         ack_timeout=3.0),
+        link=LinkSection(host=broker.host, port=broker.port, reconnect_max=0.5, ack_timeout=3.0),
         policy=PolicySection(lease_count=5, lease_low_water=2),
     )
     from edge.daemon import open_local
@@ -234,8 +249,17 @@ async def world(
     local = open_local(config)
     local.agents.provision(AGENT, name="Agent de test", password=PASSWORD)
     local.close()
-    w = StationWorld(broker, service, clock, sensor_sim, scanner_sim, config, tmp_path,
-                     central_task=central_task, central_link=central_link)
+    w = StationWorld(
+        broker,
+        service,
+        clock,
+        sensor_sim,
+        scanner_sim,
+        config,
+        tmp_path,
+        central_task=central_task,
+        central_link=central_link,
+    )
     try:
         yield w
     finally:
@@ -252,4 +276,4 @@ def child_birth_date() -> date:
     return date(today.year - 8, 1, 15)
 
 
-__all__ = ["AGENT", "DEVICE_ID", "PASSWORD", "RequestReason", "StationWorld", "child_birth_date"]
+__all__ = ["AGENT", "DEVICE_ID", "PASSWORD", "StationWorld", "child_birth_date"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,7 +43,7 @@ async def _to_fingers(
     return str(s["id"])
 
 
-async def _capture(kit: StationKit, sid: str, identity: int, quality: int = 80) -> dict:
+async def _capture(kit: StationKit, sid: str, identity: int, quality: int = 80) -> dict[str, Any]:
     kit.sensor.put(identity, quality)
     return await kit.station.capture(sid, "agent1")
 

@@ -110,7 +110,9 @@ function render(view) {
       tbody.appendChild(tr);
     }
     if (fingers.current) {
-      $("finger-current").textContent = "Posez l'" + fingers.current.name_fr + " à plat sur le capteur — essai " + (fingers.current.attempts + 1) + " sur " + fingers.current.max_attempts;
+      const name = fingers.current.name_fr;
+      const article = /^[aeiouyéè]/.test(name) ? "l'" : "le ";
+      $("finger-current").textContent = "Posez " + article + name + " à plat sur le capteur — essai " + (fingers.current.attempts + 1) + " sur " + fingers.current.max_attempts;
     }
     const sel = $("exception-code");
     if (!sel.options.length) {

@@ -125,7 +125,8 @@ def _singular_points(
     return SingularPoints()
 
 
-@functools.lru_cache(maxsize=64)
+# 16 masters of ~4.8 MB each: enough for a test session or a 10-finger benchmark.
+@functools.lru_cache(maxsize=16)
 def master_print(identity: int, *, finger_class: FingerClass | None = None) -> MasterPrint:
     """Generate the master print of a synthetic finger (SFinGe's first stage).
 
