@@ -11,7 +11,7 @@ from typing import Final
 
 from central.store import Store
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: prerequests.birth_date
 
 _DDL: Final = (
     """CREATE TABLE IF NOT EXISTS meta (
@@ -22,6 +22,7 @@ _DDL: Final = (
         number TEXT PRIMARY KEY,
         status TEXT NOT NULL,
         reason TEXT NOT NULL,
+        birth_date TEXT NOT NULL,
         fields TEXT NOT NULL,
         created_at TEXT NOT NULL,
         expires_at TEXT NOT NULL,

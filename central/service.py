@@ -22,9 +22,9 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -53,7 +53,7 @@ from central.schema import create_schema
 from central.store import ConflictError, Row, Store, Transaction
 from dr_contracts import envelope as env
 from dr_contracts.acks import Ack
-from dr_contracts.enrolment import EnrolmentRecord
+from dr_contracts.enrolment import EnrolmentRecord, RequestReason
 from dr_contracts.handover import HandoverTemplate, seal_handover
 from dr_contracts.identifiers import (
     ALPHANUMERIC,
@@ -117,6 +117,12 @@ class _Opened:
     device: Device
     digest: bytes
     sealed_at_rest: tuple[str, bytes, bytes] = field(repr=False)  # key id, nonce, ciphertext
+
+
+class _PreRequestFacts(NamedTuple):
+    number: str
+    reason: RequestReason
+    birth_date: date
 
 
 class DeviceExistsError(ValueError):
@@ -219,12 +225,13 @@ class CentralService:
             try:
                 with self.store.transaction() as tx:
                     tx.execute(
-                        "INSERT INTO prerequests (number, status, reason, fields, created_at,"
-                        " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO prerequests (number, status, reason, birth_date, fields,"
+                        " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (
                             pre.number,
                             pre.status.value,
                             form.reason.value,
+                            form.birth_date.isoformat(),
                             json.dumps(form.to_dict(), ensure_ascii=False, sort_keys=True),
                             _ts(pre.created_at),
                             _ts(pre.expires_at),
@@ -294,6 +301,24 @@ class CentralService:
         if pre.status is PreRequestStatus.EXPIRED:
             raise RejectedError.of(RejectionCode.PREREQUEST_EXPIRED)
         return pre
+
+    def _prerequest_facts(self, tx: Transaction, number: str) -> _PreRequestFacts:
+        """What ingest needs of a usable pre-request (no form decoding: ingest is hot)."""
+        try:
+            number = parse_prerequest_number(number)
+        except IdentifierError as exc:
+            raise RejectedError.of(RejectionCode.PREREQUEST_MALFORMED, exc.reason) from None
+        row = tx.one(
+            "SELECT status, expires_at, reason, birth_date FROM prerequests WHERE number = ?",
+            (number,),
+        )
+        if row is None:
+            raise RejectedError.of(RejectionCode.PREREQUEST_UNKNOWN)
+        if row[0] == PreRequestStatus.CONSUMED.value:
+            raise RejectedError.of(RejectionCode.PREREQUEST_CONSUMED)
+        if row[0] == PreRequestStatus.EXPIRED.value or self._clock() >= _dt(row[1]):
+            raise RejectedError.of(RejectionCode.PREREQUEST_EXPIRED)
+        return _PreRequestFacts(number, RequestReason(row[2]), date.fromisoformat(row[3]))
 
     # --- tax stamps ------------------------------------------------------------------------
 
@@ -703,7 +728,7 @@ class CentralService:
         if state is None or state[0] != DeviceState.ACTIVE.value:  # revoked meanwhile
             raise RejectedError.of(RejectionCode.REVOKED_DEVICE, device.device_id)
         try:
-            pre = self._usable_prerequest(tx, record.prerequest_number)
+            pre = self._prerequest_facts(tx, record.prerequest_number)
         except RejectedError:
             # The pre-request may have been consumed by this very enrolment, recorded by
             # another instance since our first look: answer with its ack then.
@@ -711,12 +736,12 @@ class CentralService:
             if stored is not None:
                 return stored
             raise
-        if record.reason != pre.form.reason:
+        if record.reason != pre.reason:
             raise RejectedError.of(
                 RejectionCode.INVALID_RECORD,
-                f"reason {record.reason} differs from the pre-request's {pre.form.reason}",
+                f"reason {record.reason} differs from the pre-request's {pre.reason}",
             )
-        check_fingers(record, birth_date=pre.form.birth_date)
+        check_fingers(record, birth_date=pre.birth_date)
         number, leased = self._number_for(tx, record, device_id=device.device_id)
         if not tx.execute(
             "UPDATE prerequests SET status = 'consumed', consumed_at = ?, request_number = ?"
@@ -804,13 +829,13 @@ class CentralService:
         tx: Transaction,
         record: EnrolmentRecord,
         *,
-        pre: PreRequest,
+        pre: _PreRequestFacts,
         device: Device,
         number: str,
         now: datetime,
     ) -> None:
         if record.tax_stamp_number is None:
-            if pre.form.reason.requires_tax_stamp:
+            if pre.reason.requires_tax_stamp:
                 raise RejectedError.of(RejectionCode.STAMP_REQUIRED)
             return
         stamp = self._usable_stamp(tx, record.tax_stamp_number, commune_code=device.commune_code)

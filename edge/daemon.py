@@ -123,6 +123,11 @@ def status_snapshot(station: Station, *, scanner_state: Callable[[], str]) -> di
         "sensor_fr": SENSOR_FR.get(sensor_state, sensor_state),
         "scanner": scanner_state(),
         "numbers_free": station.free_numbers(),
+        "rejections": [
+            {"enrolment_id": eid, "code": str(rej.code), "message": rej.message_fr}
+            for eid, rej in getattr(station.central, "rejections", ())
+            if not rej.retryable  # central's own transient failures are retried, not shown
+        ],
     }
 
 
@@ -141,6 +146,17 @@ async def _lease_keeper(station: Station) -> None:
                 if added:
                     log.info("leased %d request numbers", added)
         await asyncio.sleep(LEASE_CHECK_INTERVAL)
+
+
+async def _open_sensor(sensor: SensorPort) -> None:
+    """Opens the sensor at start so the console shows its state; a capture retries anyway."""
+    opener = getattr(sensor, "open", None)
+    if opener is None:
+        return
+    try:
+        await opener()
+    except StationError as exc:
+        log.warning("fingerprint sensor not available at start: %s", exc.code)
 
 
 @dataclass(frozen=True)
@@ -229,6 +245,8 @@ async def serve(
                     tasks.append(tg.create_task(wiring.central_task()))
                 if wiring.scanner_task is not None:
                     tasks.append(tg.create_task(wiring.scanner_task()))
+                if wiring.sensor is not None:
+                    tasks.append(tg.create_task(_open_sensor(wiring.sensor)))
                 interval = watchdog_interval()
                 if interval is not None:
                     tasks.append(tg.create_task(feed_watchdog(notifier, interval=interval)))
@@ -269,23 +287,28 @@ def build_wiring(config: EdgeConfig, bundle: DeviceBundle) -> Wiring:
     from edge.station.adapters import DriverScanner, DriverSensor, OutboxSink
 
     outbox = Outbox(config.outbox_db, limits=OutboxLimits(ack_timeout_s=config.link.ack_timeout))
+    sensor = None
+    if config.sensor.port:
+        sensor = DriverSensor(
+            FingerprintSensor(SensorConfig(port=config.sensor.port, baudrate=config.sensor.baud))
+        )
     central: CentralPort = OfflineCentral()
     central_task = None
     on_enqueued = None
     if config.link.enabled:
         from edge.station.link_adapter import LinkCentral
 
-        link_central = LinkCentral.create(config, bundle, outbox=outbox)
+        link_central = LinkCentral.create(
+            config,
+            bundle,
+            outbox=outbox,
+            sensor_state=lambda: sensor.state if sensor is not None else "absent",
+        )
         central, central_task = link_central, link_central.run
         on_enqueued = link_central.notify_enqueued
     sink = OutboxSink(
         outbox, recipient=bundle.recipient, signer=bundle.signing_key, on_enqueued=on_enqueued
     )
-    sensor = None
-    if config.sensor.port:
-        sensor = DriverSensor(
-            FingerprintSensor(SensorConfig(port=config.sensor.port, baudrate=config.sensor.baud))
-        )
     scanner = None
     if config.scanner.port:
         scanner = DriverScanner(

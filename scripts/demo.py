@@ -356,8 +356,9 @@ def main() -> int:
         wait_until("central's acknowledgement", lambda: client.status()["queue"]["depth"] == 0)
         shown = json.loads(run(*central, "status", "show", request_number, "--json", cwd=run_dir))
         say(f"central holds request {request_number}: stage {shown.get('stage')}")
-        print(f"CNI request number: {request_number}", flush=True)
-        print(f"Receipt: {view['receipt']}", flush=True)
+    # Printed last, once every process has stopped: what the citizen leaves with.
+    print(f"CNI request number: {request_number}", flush=True)
+    print(f"Receipt: {view['receipt']}", flush=True)
     return 0
 
 

@@ -2,8 +2,8 @@
 
 Positions are (row, col) in working pixels; directions are angles in image coordinates
 (x = column to the right, y = row downwards) in [0, 2 pi). The direction of a minutia points
-away from the ridge body: out of the ridge at an ending, and away from the fork (along the
-valley that ends there) at a bifurcation, the ISO/IEC 19794-2 convention.
+where its "Y" opens: along the ridge body at an ending, along the valley between the two
+branches at a bifurcation (ANSI/INCITS 378, ISO/IEC 19794-2, NIST EFS).
 """
 
 from __future__ import annotations
@@ -75,54 +75,58 @@ def crossing_numbers(skeleton: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDA
 @cache
 def _direction_stencil(reach: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     along = np.concatenate([np.arange(-reach, -1), np.arange(2, reach + 1)]).astype(np.float32)
-    across = np.arange(-2, 3, dtype=np.float32)
+    across = np.arange(-1, 2, dtype=np.float32)
     t, s = np.meshgrid(along, across, indexing="ij")
     return t.ravel(), s.ravel()
 
 
 def minutia_directions(
-    skeleton: NDArray[np.bool_],
+    ridges: NDArray[np.bool_],
     rc: NDArray[np.intp],
     orientation: NDArray[np.float32],
+    kind: NDArray[np.int8],
     *,
     reach: int,
 ) -> NDArray[np.float32]:
-    """Directions of minutiae from the local ridge orientation and the skeleton around them.
+    """Directions of minutiae from the local ridge orientation and the binary ridges around them.
 
-    The ridge orientation (modulo pi) gives the axis; the side of the axis holding fewer
-    skeleton pixels, within a narrow band along it, gives the sense: the ridge body (one ridge
-    for an ending, two branches for a bifurcation) lies behind the minutia.
+    The ridge orientation (modulo pi) gives the axis; the sense is the side where the "Y" of
+    the minutia opens (ANSI/INCITS 378, ISO/IEC 19794-2): along the ridge at an ending, along
+    the valley between the two branches at a bifurcation. So an ending points to the side of
+    its axis covered by ridge, a bifurcation to the side covered by valley; the two rules are
+    the same under tonal inversion, which keeps directions stable when pressure turns an
+    ending into a bifurcation.
 
     Parameters
     ----------
-    skeleton : (M, N) ndarray of bool
+    ridges : (M, N) ndarray of bool
+        Binarised ridges (True) and valleys (False) of the foreground.
     rc : (K, 2) ndarray of intp
         Minutiae positions (row, col).
     orientation : (K,) ndarray of float32
         Ridge orientation at each minutia, modulo pi, image coordinates.
+    kind : (K,) ndarray of int8
+        ``ENDING`` or ``BIFURCATION``.
     reach : int
         Length in pixels of the band on each side (about one ridge period).
 
     Returns
     -------
     (K,) ndarray of float32
-        Directions in [0, 2 pi).
+        Directions in [0, 2 pi), image coordinates.
     """
     t, s = _direction_stencil(reach)
     cos_o, sin_o = np.cos(orientation)[:, None], np.sin(orientation)[:, None]
     # Axis u = (cos, sin) in (x, y); across v = (-sin, cos).
     cols = np.rint(rc[:, 1:2] + t * cos_o - s * sin_o).astype(np.intp)
     rows = np.rint(rc[:, 0:1] + t * sin_o + s * cos_o).astype(np.intp)
-    inside = (rows >= 0) & (rows < skeleton.shape[0]) & (cols >= 0) & (cols < skeleton.shape[1])
-    hits = skeleton[
-        np.clip(rows, 0, skeleton.shape[0] - 1), np.clip(cols, 0, skeleton.shape[1] - 1)
-    ]
-    hits &= inside
-    # Nearer pixels count more: they belong to this ridge, farther ones may be a neighbour's.
-    weight = 1.0 / np.abs(t)
-    forward = (hits * (t > 0) * weight).sum(axis=1)
-    backward = (hits * (t < 0) * weight).sum(axis=1)
-    flip = forward > backward
+    rows = np.clip(rows, 0, ridges.shape[0] - 1)
+    cols = np.clip(cols, 0, ridges.shape[1] - 1)
+    on_ridge = ridges[rows, cols]
+    target = np.where((kind == ENDING)[:, None], on_ridge, ~on_ridge)
+    forward = (target & (t > 0)).sum(axis=1)
+    backward = (target & (t < 0)).sum(axis=1)
+    flip = backward > forward
     return np.mod(orientation + np.pi * flip, 2 * np.pi).astype(np.float32)
 
 
@@ -178,6 +182,7 @@ def remove_false_minutiae(
 
 def detect(
     skeleton: NDArray[np.bool_],
+    ridges: NDArray[np.bool_],
     block_orientation: NDArray[np.float32],
     *,
     period: float,
@@ -187,6 +192,8 @@ def detect(
     Parameters
     ----------
     skeleton : (M, N) ndarray of bool
+    ridges : (M, N) ndarray of bool
+        The binarised ridges the skeleton was thinned from.
     block_orientation : (R, C) ndarray of float32
         Ridge orientation per block (see :mod:`.blocks`), modulo pi.
     period : float
@@ -201,7 +208,7 @@ def detect(
         empty = np.zeros(0, dtype=np.float32)
         return RawMinutiae(np.zeros((0, 2), np.float32), empty, np.zeros(0, np.int8))
     orient = sample_orientation(block_orientation, rc)
-    angle = minutia_directions(skeleton, rc, orient, reach=max(4, round(period)))
+    angle = minutia_directions(ridges, rc, orient, cn, reach=max(4, round(period)))
     return RawMinutiae(rc=rc.astype(np.float32), angle=angle, kind=cn)
 
 

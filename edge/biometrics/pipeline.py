@@ -118,9 +118,10 @@ def extract(image: NDArray[np.uint8], *, dpi: float) -> Extraction:
             value=area_mm2,
         )
     enhanced = enhance(spectra, field)
-    skeleton = skeletonize((enhanced > 0) & mask)
+    ridges = (enhanced > 0) & mask
+    skeleton = skeletonize(ridges)
     period = float(1.0 / np.median(field.frequency[blocks_fg]))
-    raw = detect(skeleton, field.orientation, period=period)
+    raw = detect(skeleton, ridges, field.orientation, period=period)
     border_map = distance_to_background(mask)
     border = border_map[raw.rc[:, 0].astype(np.intp), raw.rc[:, 1].astype(np.intp)]
     kept = _remove_false(raw, period=period, border_distance=border)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -53,7 +53,14 @@ class LinkCentral:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
-    def create(cls, config: EdgeConfig, bundle: DeviceBundle, *, outbox: Outbox) -> LinkCentral:
+    def create(
+        cls,
+        config: EdgeConfig,
+        bundle: DeviceBundle,
+        *,
+        outbox: Outbox,
+        sensor_state: Callable[[], str] = lambda: "unknown",
+    ) -> LinkCentral:
         settings = LinkSettings(
             device_id=config.device.id,
             host=config.link.host,
@@ -74,6 +81,7 @@ class LinkCentral:
             outbox=AsyncOutbox(outbox),
             on_rejection=lambda eid, rej: holder[0]._on_rejection(eid, rej),
             on_acked=lambda eid, number: holder[0]._on_acked(eid, number),
+            sensor_state=sensor_state,
         )
         central = cls(link, bundle=bundle)
         holder.append(central)
@@ -106,7 +114,7 @@ class LinkCentral:
                 if enrolment_id in self.acked:
                     return self.acked[enrolment_id]
                 for eid, rejection in self.rejections:
-                    if eid == enrolment_id:
+                    if eid == enrolment_id and not rejection.retryable:
                         return rejection
                 await self.changed.wait()
 

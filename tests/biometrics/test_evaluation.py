@@ -25,7 +25,11 @@ from edge.biometrics.evaluation import (
     scan_folder,
     summarise,
 )
-from edge.biometrics.iso19794 import TemplateFormatError, encode_iso19794_2
+from edge.biometrics.iso19794 import (
+    TemplateFormatError,
+    encode_ansi378_2004,
+    encode_iso19794_2,
+)
 from edge.biometrics.quality import QualityReport
 from edge.biometrics.types import FingerTemplate, Minutia, MinutiaKind
 
@@ -247,7 +251,9 @@ def test_worker_processes_give_the_same_figures(tmp_path: Path) -> None:
     assert pooled == alone
 
 
-def test_folder_of_records_measures_the_matcher_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize("suffix", [".iso", ".ansi"])
+def test_folder_of_records_measures_the_matcher_only(tmp_path: Path, suffix: str) -> None:
+    encode = encode_iso19794_2 if suffix == ".iso" else encode_ansi378_2004
     folder = tmp_path / "records"
     folder.mkdir()
     for f in range(3):
@@ -256,7 +262,7 @@ def test_folder_of_records_measures_the_matcher_only(tmp_path: Path) -> None:
             template = FingerTemplate(
                 width=8, height=8, dpi=500, minutiae=(minutia,), quality=10 * i
             )
-            (folder / f"{101 + f}_{i}.iso").write_bytes(encode_iso19794_2([template]))
+            (folder / f"{101 + f}_{i}{suffix}").write_bytes(encode([template]))
     result = evaluate_folder(folder, dpi=500, engine=FAKE_ENGINE)
     assert result.images == 9
     assert result.extract_ms_median is None

@@ -14,12 +14,15 @@ BAUD = 9600
 
 
 async def _template_upload(port: str, *, reply_timeout: float) -> bytes:
-    config = SensorConfig(
-        port=port, baudrate=BAUD, packet_size=256, timeout=reply_timeout, retries=0
-    )
-    async with FingerprintSensor(config) as sensor:
+    def config(timeout: float) -> SensorConfig:
+        return SensorConfig(port=port, baudrate=BAUD, packet_size=256, timeout=timeout, retries=0)
+
+    # Capture with time to spare (the module renders the impression), then upload the
+    # features with the timeout under test: only the line's timing matters there.
+    async with FingerprintSensor(config(5.0)) as sensor:
         await sensor.gen_img()
         await sensor.image_to_template(1)
+    async with FingerprintSensor(config(reply_timeout)) as sensor:
         return await sensor.upload_template(1)
 
 
@@ -27,7 +30,7 @@ async def test_timeout_shorter_than_a_packet_fails(make_sensor_sim: SensorFactor
     async with make_sensor_sim(baudrate=BAUD, pace=True, auto_finger=3) as sim:
         # Short commands (12-byte replies, 12.5 ms) pass; the 265-byte data packet cannot.
         with pytest.raises(DeviceTimeoutError) as caught:
-            await _template_upload(sim.port, reply_timeout=0.15)
+            await _template_upload(sim.port, reply_timeout=0.2)
     assert caught.value.command == "UpChar"
 
 

@@ -159,20 +159,20 @@ async def test_no_finger_fault_is_polled_through(sensor_sim: Sim) -> None:
     async with FingerprintSensor(_config(sensor_sim, finger_poll_interval=0.0)) as sensor:
         await sensor_sim.control.place_synthetic(3)
         await sensor_sim.control.fault("nofinger", 3)
-        await sensor.capture(finger_timeout=5)
+        image = await sensor.capture(finger_timeout=5)
+    assert np.array_equal(image, last_image(sensor_sim))
     status = await sensor_sim.control.status()
-    assert status["pending_faults"] == "0"
-    assert status["captures"] == "1"
+    assert status["pending_faults"] == "0"  # the three "no finger" answers were polled through
 
 
 async def test_stuck_device_times_out_then_recovers(sensor_sim: Sim) -> None:
-    async with FingerprintSensor(_config(sensor_sim, timeout=0.2, retries=1)) as sensor:
+    async with FingerprintSensor(_config(sensor_sim, timeout=0.3, retries=2)) as sensor:
         await sensor_sim.control.stuck(True)
         with pytest.raises(DeviceTimeoutError) as caught:
             await sensor.template_count()
         assert isinstance(caught.value, TimeoutError)
         assert caught.value.command == "TempleteNum"
-        assert caught.value.attempts == 2
+        assert caught.value.attempts == 3
         await sensor_sim.control.stuck(False)
         assert await sensor.template_count() == 0
 
@@ -280,12 +280,13 @@ async def test_capture_restarts_when_replugged_before_the_upload(
         assert sensor.reconnects == 1
     assert replugged == [True]
     assert np.array_equal(image, last_image(sensor_sim))
-    assert (await sensor_sim.control.status())["captures"] == "2"
+    # Captured again after the replug (more if a GenImg reply was retried on a busy machine).
+    assert int((await sensor_sim.control.status())["captures"]) >= 2
 
 
 async def test_open_on_a_hung_module_times_out_and_releases_the_port(sensor_sim: Sim) -> None:
     await sensor_sim.control.stuck(True)
-    sensor = FingerprintSensor(_config(sensor_sim, timeout=0.1, retries=0))
+    sensor = FingerprintSensor(_config(sensor_sim, timeout=0.3, retries=1))
     with pytest.raises(DeviceTimeoutError) as caught:
         await sensor.open()
     assert caught.value.command == "VfyPwd"

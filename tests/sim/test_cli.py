@@ -86,7 +86,8 @@ async def test_newcomer_capture(
     assert "templates: 0 / 1000" in out
     code, out, _ = await _run("-m", "dr_sim.cli", "ctl", str(control), "status")
     assert code == 0
-    assert "captures=1" in out
+    status = dict(word.split("=", 1) for word in out.split())
+    assert int(status["captures"]) >= 1
     assert await _stop(process) == 0
     assert not _exists(link)
     assert not _exists(control)

@@ -67,6 +67,18 @@ def test_png_with_a_plausible_dpi_tag(tmp_path: Path, shared_data: Path) -> None
     assert finger.capture(np.random.default_rng(0)).shape == SENSOR_SHAPE
 
 
+def test_16_bit_image_is_scaled_not_clipped(tmp_path: Path, shared_data: Path) -> None:
+    path = _fvc(shared_data, "db1_b", "101_1.tif")
+    with Image.open(path) as img:
+        grey = np.asarray(img, dtype=np.uint16)
+    Image.fromarray(grey * 257).save(tmp_path / "deep.png")  # 16-bit, same picture
+    still = {"max_shift": 0.0, "max_rotation": 0.0, "noise": 0.0}
+    deep = ImageFinger(tmp_path / "deep.png", dpi=500.0, **still)
+    plain = ImageFinger(path, **still)
+    rng = np.random.default_rng(0)
+    assert np.array_equal(deep.capture(rng), plain.capture(rng))
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FingerImageError, match="no such file") as info:
         ImageFinger(tmp_path / "absent.png")

@@ -59,8 +59,10 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         (GOOD.replace("port = 8081", "port = 70000"), "console.port"),
         (GOOD + "\n[link]\ncolour = 1\n", "link.colour"),
         (GOOD + "\n[nonsense]\n", "nonsense"),
-        (GOOD.replace("attempts_per_finger = 3", "attempts_per_finger = 1"),
-         "policy.attempts_per_finger"),
+        (
+            GOOD.replace("attempts_per_finger = 3", "attempts_per_finger = 1"),
+            "policy.attempts_per_finger",
+        ),
         ("[device\n", "-"),
     ],
 )
@@ -83,7 +85,9 @@ def test_check_config_command(tmp_path: Path) -> None:
     good = write(tmp_path, GOOD)
     out = subprocess.run(
         [sys.executable, "-m", "edge.cli", "check-config", "--config", str(good)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     assert '"id": "dr-91228-01"' in out.stdout
@@ -91,7 +95,9 @@ def test_check_config_command(tmp_path: Path) -> None:
     bad.write_text(GOOD.replace("port = 8081", "port = -1"))
     out = subprocess.run(
         [sys.executable, "-m", "edge.cli", "check-config", "--config", str(bad)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert out.returncode == 2
     assert "console.port" in out.stderr

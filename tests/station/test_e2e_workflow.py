@@ -223,3 +223,33 @@ async def test_daemon_restart_in_the_middle_of_a_session(world: StationWorld) ->
     view = await world.capture_until(sid)
     view = await world.call("confirm", sid)
     assert (await world.outcome(view)) == view["request_number"]
+
+
+async def test_offline_enrolment_refused_by_central_is_shown(world: StationWorld) -> None:
+    from datetime import timedelta
+
+    from dr_contracts.rejections import Rejection
+
+    pre = world.prerequest(surname="Trop-Tard")
+    daemon = await world.start_daemon()
+    async with asyncio.timeout(60):
+        await daemon.station.wait_for(lambda: daemon.station.free_numbers() > 0)
+    world.broker.stop()
+    sid = (await world.call("start"))["id"]
+    offline = {
+        "surname": "Trop-Tard",
+        "given_names": "Camille",
+        "birth_date": "1988-05-17",
+        "reason": "renewal",
+    }
+    await world.call("recall", sid, number=pre.number, offline_details=offline)
+    await world.call("documents", sid, checked=["photo", "proof_of_address"])
+    await world.capture_until(sid)
+    view = await world.call("confirm", sid)
+    world.clock.advance(timedelta(days=400))  # the pre-request expired before delivery
+    world.broker.start()
+    outcome = await world.outcome(view)
+    assert isinstance(outcome, Rejection)
+    status = await world.call("status")
+    assert [r["code"] for r in status["rejections"]] == [str(outcome.code)]
+    assert status["rejections"][0]["message"] == outcome.message_fr

@@ -51,6 +51,12 @@ async function refreshStatus() {
     $("st-sensor").textContent = "Capteur : " + s.sensor_fr;
     $("st-sensor").className = s.sensor === "ready" ? "ok" : "bad";
     $("st-numbers").textContent = "Numéros : " + s.numbers_free;
+    const rejected = $("st-rejected");
+    rejected.hidden = !s.rejections || !s.rejections.length;
+    if (!rejected.hidden) {
+      rejected.textContent = "Dossiers refusés par le service central : " + s.rejections.length;
+      rejected.title = s.rejections.map((r) => r.message).join("\n");
+    }
   } catch (e) { /* shown on the next action */ }
 }
 

@@ -146,7 +146,8 @@ def grow_ridges(
     Returns
     -------
     (M, N) ndarray of float32
-        Ridge pattern in [-1, 1], ridges positive.
+        Ridge pattern in [-1, 1], ridges positive, with a near-sinusoidal profile across the
+        ridges (unit local amplitude).
     """
     if orientation.shape != period.shape or orientation.ndim != 2:
         raise ValueError(
@@ -189,5 +190,9 @@ def grow_ridges(
             # Settling: saturate every ridge, including weak ones where fronts met.
             energy = ndimage.gaussian_filter(response * response, envelope_sigma)
             scale = (np.sqrt(energy) + 0.02 * peak) / gain
+            if iteration == iterations - 1:
+                # Last round: unit amplitude without saturation, a near-sinusoidal profile,
+                # so that impressions can make ridges thicker or thinner by moving a level.
+                scale = scale * gain / np.sqrt(2.0)
         image = np.clip(response / scale, -1.0, 1.0).astype(np.float32)
     return image

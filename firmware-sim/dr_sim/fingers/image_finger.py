@@ -37,6 +37,15 @@ def _nominal_dpi(path: Path, tagged: object) -> float:
     return DEFAULT_DPI
 
 
+def _grey_levels(img: Image.Image, path: Path) -> NDArray[np.float32]:
+    """Grey levels on the 0-255 scale: 16-bit images are scaled by 255/65535, colour converted."""
+    if img.mode.startswith("I;16"):
+        return np.asarray(img, dtype=np.float32) / np.float32(257.0)
+    if img.mode in ("I", "F"):
+        raise FingerImageError(path, f"unsupported pixel format {img.mode} (use 8 or 16 bits)")
+    return np.asarray(img if img.mode == "L" else img.convert("L"), dtype=np.float32)
+
+
 def _local_contrast(image: NDArray[np.float32]) -> NDArray[np.float32]:
     """Standard deviation of grey levels around each pixel (ridges make it high)."""
     mean = ndimage.uniform_filter(image, _BLOCK)
@@ -89,7 +98,7 @@ class ImageFinger:
         try:
             with Image.open(path) as img:
                 tagged = img.info.get("dpi")
-                grey = np.asarray(img.convert("L") if img.mode != "L" else img, dtype=np.float32)
+                grey = _grey_levels(img, path)
         except FileNotFoundError:
             raise FingerImageError(path, "no such file") from None
         except (UnidentifiedImageError, OSError, ValueError) as exc:
