@@ -2,7 +2,8 @@
 
 Every value has a default except the device id; a wrong value raises :class:`ConfigError`
 naming the key and the file. An environment variable ``DR_EDGE_<SECTION>_<KEY>`` (upper case)
-overrides the file, e.g. ``DR_EDGE_CONSOLE_PORT=8081``.
+overrides the file, e.g. ``DR_EDGE_CONSOLE_PORT=8081``; ``DR_EDGE_STATE_DIR`` (set by the
+systemd unit) stands for ``DR_EDGE_DEVICE_STATE_DIR``.
 
 Example (``dr-edge.toml``)::
 
@@ -271,6 +272,9 @@ def load_config(path: Path | None, *, env: Mapping[str, str] | None = None) -> E
             raise ConfigError("configuration file not found", key="-", file=path) from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"not valid TOML: {exc}", key="-", file=path) from exc
+    if "DR_EDGE_STATE_DIR" in environ and "DR_EDGE_DEVICE_STATE_DIR" not in environ:
+        # The systemd unit's StateDirectory= (Environment=DR_EDGE_STATE_DIR=...).
+        environ = {**environ, "DR_EDGE_DEVICE_STATE_DIR": environ["DR_EDGE_STATE_DIR"]}
     for name in data:
         if name not in _SECTIONS:
             raise ConfigError("unknown section", key=name, file=path)

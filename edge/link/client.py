@@ -451,25 +451,14 @@ class EdgeLink:
                 await self._wake.wait()
 
     async def _mark_acked(self, outbox: AsyncOutbox, batch: list[Ack]) -> list[bool]:
-        many = getattr(outbox.sync, "mark_acked_many", None)
-        if many is not None:
-            items = [(a.enrolment_id, a.request_number, a.recorded_at) for a in batch]
-            result: list[bool] = await asyncio.to_thread(many, items)
-            return result
-        return [
-            await outbox.mark_acked(
-                a.enrolment_id, request_number=a.request_number, acked_at=a.recorded_at
-            )
-            for a in batch
-        ]
+        """One outbox commit for the whole batch; True where this ack was the first."""
+        return await outbox.mark_acked_many(
+            [(a.enrolment_id, a.request_number, a.recorded_at) for a in batch]
+        )
 
     async def _mark_sent(self, outbox: AsyncOutbox, rows: list[OutboxRow]) -> list[bool]:
-        many = getattr(outbox.sync, "mark_sent_many", None)
-        ids = [row.enrolment_id for row in rows]
-        if many is not None:
-            result: list[bool] = await asyncio.to_thread(many, ids)
-            return result
-        return [await outbox.mark_sent(enrolment_id) for enrolment_id in ids]
+        """One outbox commit for the batch; False where the row was acknowledged meanwhile."""
+        return await outbox.mark_sent_many([row.enrolment_id for row in rows])
 
     async def _send(self, outbox: AsyncOutbox, row: OutboxRow) -> None:
         self._inflight[row.enrolment_id] = self._clock()

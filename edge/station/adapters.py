@@ -265,6 +265,12 @@ class OutboxSink:
         if self._on_enqueued is not None:
             self._on_enqueued()
 
+    def check_admission(self) -> None:
+        try:
+            self.outbox.check_admission()
+        except BacklogFull as exc:
+            raise QueueFullError("backlog_full", exc.message_fr) from exc
+
     def status(self) -> QueueStatus:
         stats = self.outbox.stats()
         return QueueStatus(

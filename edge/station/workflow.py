@@ -262,6 +262,8 @@ class Station:
 
     # -- step 0: a new session -------------------------------------------------------------
     async def start(self, agent_id: str) -> dict[str, Any]:
+        """A new session; refused at once when the outbox could not take its enrolment."""
+        await asyncio.to_thread(self.sink.check_admission)
         now = self._now().isoformat()
         row = SessionRow(uuid.uuid4().hex, agent_id, str(Step.PREREQUEST), now, now, {})
         self._store.save_session(row)

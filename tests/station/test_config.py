@@ -47,6 +47,8 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     )
     assert config.console.port == 9090
     assert config.link.enabled is False
+    unit = load_config(write(tmp_path, GOOD), env={"DR_EDGE_STATE_DIR": "/var/lib/dr-edge"})
+    assert unit.device.state_dir == Path("/var/lib/dr-edge")
 
 
 @pytest.mark.parametrize(

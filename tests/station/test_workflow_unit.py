@@ -16,6 +16,7 @@ from edge.station.errors import (
     DocumentsIncompleteError,
     NoRequestNumberError,
     PrerequestRefusedError,
+    QueueFullError,
     SessionNotFoundError,
     StampRefusedError,
     WrongStepError,
@@ -278,3 +279,10 @@ async def test_handover_identity_check(kit: StationKit) -> None:
     r = await kit.station.handover("agent1", request_number=number)
     assert r["matched"] is True
     assert kit.central.handed_over == [number]
+
+
+async def test_full_backlog_refuses_a_new_session(kit: StationKit) -> None:
+    kit.sink.full = True
+    with pytest.raises(QueueFullError) as err:
+        await kit.station.start("agent1")
+    assert err.value.http_status == 507

@@ -121,8 +121,8 @@ def _sensor_to_master(
         rho = np.sqrt(((y - contact_r) / semi_r) ** 2 + ((x - contact_c) / semi_c) ** 2)
         outside = np.maximum(rho - 1.0, 0.0) * min(semi_r, semi_c)
         brake = 1.0 - np.exp(-((outside / rng.uniform(60, 110)) ** 2))
-        phi = np.deg2rad(rng.uniform(-8, 8)) * k
-        t_r, t_c = rng.normal(0, 8, 2) * k
+        phi = np.deg2rad(rng.uniform(-10, 10)) * k
+        t_r, t_c = rng.normal(0, 10, 2) * k
         d_y = (np.cos(phi) - 1) * (y - contact_r) - np.sin(phi) * (x - contact_c) + t_r
         d_x = np.sin(phi) * (y - contact_r) + (np.cos(phi) - 1) * (x - contact_c) + t_c
         y = y + brake * d_y
@@ -185,6 +185,9 @@ def impression(
     level = (
         -0.45 * pressure - 0.3 * moisture + 0.12 * smooth_noise(SENSOR_SHAPE, rng=rng, scale=30.0)
     )
+    # Skin texture: ridge edges are ragged, and here and there a ridge narrows to a break or
+    # two ridges touch, differently at each touch.
+    level = level + 0.35 * smooth_noise(SENSOR_SHAPE, rng=rng, scale=2.5)
     if moisture > 0:
         puddles = smooth_noise(SENSOR_SHAPE, rng=rng, scale=8.0)
         level = level - moisture * np.clip(puddles - 0.5, 0.0, None)
