@@ -39,6 +39,7 @@ from central.pki import CertFiles, CertificateAuthority
 from central.service import CentralService
 from dr_contracts.envelope import seal_record
 from dr_contracts.keys import SigningKey
+from dr_contracts.rejections import Rejection
 from edge.link.client import EdgeLink
 from edge.link.settings import LinkSettings
 from edge.link.transport import NODELAY, client_tls_context
@@ -165,6 +166,9 @@ async def _run(directory: Path, *, n: int, rpcs: int, window: int) -> dict[str, 
         if acked == n:
             all_acked.set()
 
+    def on_rejection(enrolment_id: str, rejection: Rejection) -> None:
+        raise SystemExit(f"central rejected an enrolment: {rejection.code} {rejection.detail}")
+
     try:
         with MosquittoBroker(directory / "broker", ca=ca) as broker:
             central = CentralLink(
@@ -192,6 +196,7 @@ async def _run(directory: Path, *, n: int, rpcs: int, window: int) -> dict[str, 
                 central_key=service.signing_public_key,
                 outbox=AsyncOutbox(outbox),
                 on_acked=on_acked,
+                on_rejection=on_rejection,
             )
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(central.run()), tg.create_task(link.run())]

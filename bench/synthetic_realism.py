@@ -21,7 +21,6 @@ Options: ``--fingers=N``, ``--impressions=M``, ``--first-identity=K``, ``--skip-
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import statistics
 import time
@@ -41,7 +40,7 @@ from dr_sim.fingers import (
 )
 from numpy.typing import NDArray
 
-from edge.biometrics.errors import BiometricError
+from edge.biometrics import BiometricError, compare_prepared, extract, prepare
 from edge.biometrics.evaluation import (
     Sample,
     eer,
@@ -55,17 +54,6 @@ from edge.biometrics.evaluation import (
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "fvc2002"
 # Captures are seeded from the identity and the impression number, so a run is repeatable.
 _CAPTURE_DOMAIN = 0xB1_0C
-
-
-def _engine() -> tuple[Callable[..., Any], Callable[[Any], Any], Callable[[Any, Any], float]]:
-    """``extract``, ``prepare`` and ``compare_prepared`` of edge.biometrics."""
-    core = importlib.import_module("edge.biometrics")
-    if all(hasattr(core, name) for name in ("extract", "prepare", "compare_prepared")):
-        return core.extract, core.prepare, core.compare_prepared
-    # The package may not re-export them yet: take them from their modules.
-    pipeline = importlib.import_module("edge.biometrics.pipeline")
-    matcher = importlib.import_module("edge.biometrics.matcher")
-    return pipeline.extract, matcher.prepare, matcher.compare_prepared
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +83,6 @@ class SetFigures:
 def _evaluate(
     name: str, images: Sequence[tuple[Sample, NDArray[np.uint8]]], dpi: float
 ) -> SetFigures:
-    extract, prepare, compare = _engine()
     samples = [s for s, _ in images]
     prepared: list[Any] = []
     minutiae: list[int] = []
@@ -117,7 +104,7 @@ def _evaluate(
 
     def score(pair: tuple[int, int]) -> float:
         a, b = prepared[pair[0]], prepared[pair[1]]
-        return -math.inf if a is None or b is None else float(compare(a, b))
+        return -math.inf if a is None or b is None else float(compare_prepared(a, b))
 
     genuine = np.array([score(p) for p in genuine_pairs(samples)])
     impostor_fvc = np.array([score(p) for p in fvc_impostor_pairs(samples)])

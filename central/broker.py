@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import ctypes
 import functools
 import hashlib
 import os
@@ -57,6 +59,7 @@ MAX_PACKET_SIZE = 4 * 1024 * 1024
 # Messages kept per offline persistent session (acks to a device that is away): its outbox
 # resends anything unacknowledged anyway, so this bounds memory, not correctness.
 MAX_QUEUED_MESSAGES = 10_000
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default for its "$7$" (PBKDF2-SHA512) format
 
 
@@ -203,6 +206,16 @@ def render_config(
     return "\n".join(lines) + "\n"
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it if the process that started it dies.
+
+    A test run killed with SIGKILL (or a crashed central) must not leave brokers behind.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free right now on ``host`` (the kernel's choice; xdist-safe)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -336,6 +349,7 @@ class MosquittoBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C in the test runner must not hit it first
+            preexec_fn=_die_with_parent,  # only prctl(): safe between fork and exec
         )
         deadline = time.monotonic() + timeout
         # The "running" line is written after every listener is bound: it tells our process

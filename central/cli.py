@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from central.config import CentralConfig, ConfigError, load_config
 from central.keyring import CentralKeyring
@@ -29,6 +29,7 @@ from central.models import (
     FormError,
     Parent,
     PreRequestForm,
+    PreRequestStatus,
     Stage,
     StageTransitionError,
 )
@@ -156,7 +157,9 @@ def cmd_prerequest_create(args: argparse.Namespace) -> int:
     config = _config(args)
     form = _form(args)
     with _service(config) as service:
-        pre = service.create_prerequest(form, number=args.number)
+        pre = service.create_prerequest(
+            form, number=args.number, status=PreRequestStatus(args.status)
+        )
         qr = service.prerequest_qr(pre.number)
         if args.pdf:
             from central.recap import render_recap
@@ -335,7 +338,15 @@ async def _serve(config: CentralConfig) -> None:
     from central.http import build_app
 
     service = _service(config)
-    runner = web.AppRunner(build_app(service, operator_token=config.operator_token()))
+    app = build_app(service, operator_token=config.operator_token())
+    if config.dashboard:
+        from central.dashboard import attach_dashboard
+        from central.dashboard.feed import FleetSource
+
+        # FleetSource.devices() is declared as list[FleetDevice]; list is invariant, so
+        # CentralService (list[Device], a FleetDevice) fits only through a cast.
+        attach_dashboard(app, service=cast("FleetSource", service), config=config)
+    runner = web.AppRunner(app)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -371,8 +382,17 @@ def _mqtt_entry_point() -> Any:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(config))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(config))
+    except ExceptionGroup as group:
+        # A task of the TaskGroup (the MQTT side) failed at start: report its configuration
+        # or key problem like any other command would, not as a traceback.
+        for kind in (ConfigError, KeyFileError):
+            found = group.subgroup(kind)
+            if found is not None:
+                raise found.exceptions[0] from group
+        raise
     return 0
 
 
@@ -400,6 +420,9 @@ def _prerequest_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{who}-surname")
         parser.add_argument(f"--{who}-given-names")
     parser.add_argument("--number", help="use this pre-request number (tests, imports)")
+    parser.add_argument(
+        "--status", choices=["validated", "declared"], default="validated", help="initial status"
+    )
     parser.add_argument("--pdf", metavar="FILE", help="write the recap PDF here")
 
 

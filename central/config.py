@@ -22,6 +22,7 @@ Example (every key optional; paths relative to the file's directory)::
     max_envelope_bytes = 8388608
 
     [mqtt]                 # passed as is to central.mqtt (the link's side validates it)
+    [dashboard]            # passed as is to central.dashboard (operator dashboard)
 
 Environment overrides: ``DR_CENTRAL_<KEY>`` for the ``[central]`` keys, else
 ``DR_CENTRAL_<SECTION>_<KEY>`` (e.g. ``DR_CENTRAL_DATABASE``, ``DR_CENTRAL_HTTP_PORT``).
@@ -68,7 +69,7 @@ _SCHEMA: Final[dict[str, dict[str, tuple[type, object]]]] = {
     },
     "ingest": {"max_envelope_bytes": (int, 8 * 1024 * 1024)},
 }
-_PASSTHROUGH: Final = frozenset({"mqtt"})
+_PASSTHROUGH: Final = frozenset({"mqtt", "dashboard"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ class CentralConfig:
     lease_max_open: int = 4
     max_envelope_bytes: int = 8 * 1024 * 1024
     mqtt: Mapping[str, Any] = field(default_factory=dict)
+    dashboard: Mapping[str, Any] = field(default_factory=dict)
 
     def operator_token(self) -> str | None:
         """The operator API bearer token (file content), or None when not configured."""
@@ -193,4 +195,5 @@ def load_config(
         lease_max_open=int(str(values["leases.max_open"])),
         max_envelope_bytes=int(str(values["ingest.max_envelope_bytes"])),
         mqtt=dict(raw.get("mqtt", {})),
+        dashboard=dict(raw.get("dashboard", {})),
     )

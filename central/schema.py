@@ -11,7 +11,11 @@ from typing import Final
 
 from central.store import Store
 
-SCHEMA_VERSION: Final = 2  # 2: prerequests.birth_date
+SCHEMA_VERSION: Final = 3  # 2: prerequests.birth_date; 3: split counter space
+
+# Counter values (see docs/identifiers.md): fresh numbers count up from 0, leased blocks from
+# here, so the two allocators never meet (1.1e15 fresh numbers, 2.5e15 leased ones).
+LEASE_COUNTER_BASE: Final = 2**50
 
 _DDL: Final = (
     """CREATE TABLE IF NOT EXISTS meta (
@@ -98,6 +102,7 @@ _DDL: Final = (
 # PostgreSQL would try to compress every ciphertext before storing it out of line (TOAST):
 # wasted CPU, since ciphertext does not compress.
 _POSTGRES_ONLY: Final = (
+    "CREATE SEQUENCE IF NOT EXISTS request_counter AS BIGINT MINVALUE 0 START 0",
     "ALTER TABLE biometrics ALTER COLUMN ciphertext SET STORAGE EXTERNAL",
     "ALTER TABLE requests ALTER COLUMN ack SET STORAGE EXTERNAL",
 )
@@ -116,7 +121,9 @@ def create_schema(store: Store) -> None:
             (str(SCHEMA_VERSION),),
         )
         tx.execute(
-            "INSERT INTO counters (name, value) VALUES ('request', 0) ON CONFLICT DO NOTHING"
+            "INSERT INTO counters (name, value) VALUES ('request', 0), ('lease', ?)"
+            " ON CONFLICT DO NOTHING",
+            (LEASE_COUNTER_BASE,),
         )
         row = tx.one("SELECT value FROM meta WHERE key = 'schema_version'")
     if row is None or int(row[0]) != SCHEMA_VERSION:

@@ -49,7 +49,7 @@ from central.models import (
     StampState,
 )
 from central.rules import check_content, check_fingers
-from central.schema import create_schema
+from central.schema import LEASE_COUNTER_BASE, create_schema
 from central.store import ConflictError, Row, Store, Transaction
 from dr_contracts import envelope as env
 from dr_contracts.acks import Ack
@@ -534,19 +534,39 @@ class CentralService:
 
     # --- request numbers -------------------------------------------------------------------
 
-    def _allocate(self, tx: Transaction, count: int) -> int:
-        """First of ``count`` fresh counter values (the counter only grows: never reused)."""
+    def _allocate(self, tx: Transaction) -> int:
+        """A fresh counter value for one number, from the lower half of the counter space.
+
+        PostgreSQL: a SEQUENCE (``nextval`` takes no lock that lasts until commit, so several
+        central instances ingesting at once do not queue behind each other; a rolled-back
+        value is a gap, never a duplicate). SQLite serialises writers anyway: a counter row.
+        """
+        if self.store.dialect.name == "postgresql":
+            row = tx.one("SELECT nextval('request_counter')")
+        else:
+            row = tx.one(
+                "UPDATE counters SET value = value + 1 WHERE name = 'request' RETURNING value"
+            )
+        assert row is not None, "request counter missing"
+        value = int(row[0]) - (0 if self.store.dialect.name == "postgresql" else 1)
+        if value >= LEASE_COUNTER_BASE:
+            raise RuntimeError("fresh request counter exhausted")
+        return value
+
+    def _allocate_block(self, tx: Transaction, count: int) -> int:
+        """First of ``count`` consecutive counter values for a lease, from the upper half of
+        the counter space (a row lock held only by the short lease transaction)."""
         row = tx.one(
-            "UPDATE counters SET value = value + ? WHERE name = 'request' RETURNING value",
+            "UPDATE counters SET value = value + ? WHERE name = 'lease' RETURNING value",
             (count,),
         )
-        assert row is not None, "counters row missing"
+        assert row is not None, "lease counter missing"
         return int(row[0]) - count
 
     def issue_number(self) -> str:
         """A fresh request number, for an enrolment ingested without one (and for benches)."""
         with self.store.transaction() as tx:
-            return request_number_for(self._allocate(tx, 1))
+            return request_number_for(self._allocate(tx))
 
     def lease_numbers(self, device_id: str, *, count: int) -> LeaseGrant | Rejection:
         """Lease ``count`` numbers to a device, signed, for receipts while offline."""
@@ -567,7 +587,7 @@ class CentralService:
                 lease = NumberLease(
                     lease_id=str(uuid.uuid4()),
                     device_id=device_id,
-                    first=self._allocate(tx, count),
+                    first=self._allocate_block(tx, count),
                     count=count,
                     issued_at=now,
                     expires_at=now + self._lease_validity,
@@ -805,7 +825,7 @@ class CentralService:
         self, tx: Transaction, record: EnrolmentRecord, *, device_id: str
     ) -> tuple[str, bool]:
         if record.request_number is None:
-            return request_number_for(self._allocate(tx, 1)), False
+            return request_number_for(self._allocate(tx)), False
         try:
             number = parse_request_number(record.request_number)
         except MistypedIdentifierError:

@@ -102,6 +102,7 @@ class PolicySection:
     agent_session_hours: float = 10.0
     session_resume_hours: float = 4.0  # an unfinished session older than this is aborted
     lease_low_water: int = 5
+    retention_days: float = 90.0  # finished sessions and receipt copies kept on the station
     lease_count: int = 20
 
 

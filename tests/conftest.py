@@ -21,6 +21,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.templates",
     "tests.fixtures.central",
     "tests.fixtures.sim",
+    "tests.fixtures.dashboard",
 ]
 
 

@@ -192,7 +192,7 @@ def block_field(spectra: BlockSpectra, *, smoothing: float = 1.0) -> BlockField:
     )
 
 
-def sample_blocks(values: NDArray[np.float32], rc: NDArray[np.floating]) -> NDArray[np.float32]:
+def sample_blocks(values: NDArray[np.float32], rc: NDArray[np.number]) -> NDArray[np.float32]:
     """Bilinear interpolation of a per-block map at pixel positions.
 
     Parameters
@@ -211,7 +211,7 @@ def sample_blocks(values: NDArray[np.float32], rc: NDArray[np.floating]) -> NDAr
 
 
 def sample_orientation(
-    orientation: NDArray[np.float32], rc: NDArray[np.floating]
+    orientation: NDArray[np.float32], rc: NDArray[np.number]
 ) -> NDArray[np.float32]:
     """Interpolate a block orientation field (modulo pi) at pixel positions.
 

@@ -25,7 +25,7 @@ def _rebuild(
     return err
 
 
-class InvalidImage(BiometricError):
+class InvalidImage(BiometricError):  # noqa: N818 (name agreed with the other areas)
     """The array is not an 8-bit grey image of a plausible size and resolution."""
 
     def __init__(self, message: str, *, shape: tuple[int, ...] = (), dtype: str = "") -> None:
@@ -42,7 +42,7 @@ class InvalidResolution(InvalidImage):
         self.dpi = dpi
 
 
-class NoFingerprint(BiometricError):
+class NoFingerprint(BiometricError):  # noqa: N818 (name agreed with the other areas)
     """The image holds no usable ridge pattern (blank, saturated, or too small a print)."""
 
     def __init__(self, message: str, *, reason: str, value: float) -> None:
@@ -51,5 +51,5 @@ class NoFingerprint(BiometricError):
         self.value = value
 
 
-class InvalidTemplate(BiometricError):
+class InvalidTemplate(BiometricError):  # noqa: N818 (name agreed with the other areas)
     """A template cannot be compared (no minutiae, absurd resolution or size)."""

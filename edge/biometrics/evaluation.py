@@ -30,7 +30,6 @@ works makes the curve fall.
 from __future__ import annotations
 
 import concurrent.futures
-import importlib
 import math
 import multiprocessing
 import os
@@ -46,6 +45,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from PIL import Image
 
+from . import compare_prepared, extract, prepare
 from .errors import BiometricError
 from .iso19794 import TemplateFormatError, decode_template
 from .quality import QualityReport
@@ -359,11 +359,7 @@ class Engine:
 
 def default_engine() -> Engine:
     """The project's own extractor and matcher (``edge.biometrics``)."""
-    core = importlib.import_module("edge.biometrics")
-    try:
-        return Engine(extract=core.extract, prepare=core.prepare, compare=core.compare_prepared)
-    except AttributeError as missing:
-        raise RuntimeError(f"edge.biometrics lacks its agreed API: {missing}") from None
+    return Engine(extract=extract, prepare=prepare, compare=compare_prepared)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Minutiae matcher: Minutia Cylinder-Code local descriptors, consolidated by alignment.
+"""Minutiae matcher: Minutia Cylinder-Code local descriptors, consolidated by relaxation.
 
 Each minutia gets a cylinder: a 3-D histogram of the neighbouring minutiae, in a disc of radius
 ``RADIUS`` rotated into the minutia's own frame (so it is invariant to rotation and
@@ -6,9 +6,9 @@ translation), with ``N_S x N_S`` spatial cells and ``N_D`` angular sections (Cap
 and Maltoni, "Minutia Cylinder-Code: a new representation and matching technique for
 fingerprint recognition", IEEE TPAMI 32(12), 2010). Two templates are compared by the
 similarity of all their cylinder pairs, computed at once with matrix products, then by a
-global consolidation: the most similar pairs are tried as anchors of a rigid alignment, and
-the minutiae that agree under the best one, with a tolerance that grows away from the anchor
-for skin distortion, make the score (minutia-pair consolidation). Geometry is in 500-dpi
+global consolidation: the most similar pairs are relaxed against each other's geometric
+compatibility (distances, relative directions), so that pairs agreeing with many others keep
+their weight and coincidental ones lose it (LSS-R in the same paper). Geometry is in 500-dpi
 pixels: every template is scaled from its own resolution first.
 """
 
@@ -42,14 +42,13 @@ _MIN_NEIGHBOURS = 2
 _MIN_MATCHABLE = 0.6
 _MAX_DIRECTION_DIFFERENCE = math.pi / 2
 
-# Consolidation: alignments tried, tolerances (500-dpi pixels, radians).
-_ANCHORS = 12
-_DISTANCE_TOLERANCE = 12.0
-_DISTORTION = 0.1  # extra tolerance per pixel of distance from the anchor (skin stretch)
-_ANGLE_TOLERANCE = math.pi / 6
-_WEIGHT_FLOOR = 0.3  # weight of a matched pair of minutiae of zero reliability
-_OVERLAP_MARGIN = 15.0
-_MIN_OVERLAP = 10.0  # fewer common minutiae than this are counted as this many
+# Consolidation (LSS-R, parameters of Cappelli et al. 2010).
+_MIN_PAIRS, _MAX_PAIRS = 4, 12
+_MU_P, _TAU_P = 20.0, 0.4
+_RELAX_WEIGHT = 0.5
+_RELAX_ITERATIONS = 5
+_MU_RHO = (5.0, math.pi / 12, math.pi / 12)
+_TAU_RHO = (-8.0 / 5.0, -30.0, -30.0)
 
 _CELL = 2.0 * RADIUS / N_S
 _ANGLE_STEP = 2.0 * math.pi / N_D
@@ -73,8 +72,6 @@ class PreparedTemplate:
         ``values ** 2``.
     valid : (K, N_S * N_S * N_D) ndarray of float32
         1 for valid cells.
-    hull : (F, 3) ndarray of float32
-        Convex hull of the minutiae as half-planes ``n . p + d <= 0``.
     minutiae_count : int
         Minutiae in the template (with or without a valid cylinder).
     """
@@ -85,7 +82,6 @@ class PreparedTemplate:
     values: NDArray[np.float32]
     squares: NDArray[np.float32]
     valid: NDArray[np.float32]
-    hull: NDArray[np.float32]
     minutiae_count: int
 
 
@@ -183,7 +179,6 @@ def prepare(template: FingerTemplate) -> PreparedTemplate:
         values=flat,
         squares=flat * flat,
         valid=valid,
-        hull=_hull_equations(xy[keep]),
         minutiae_count=n,
     )
 
@@ -211,40 +206,26 @@ def local_similarities(a: PreparedTemplate, b: PreparedTemplate) -> NDArray[np.f
     return np.where(ok, sim, 0.0).astype(np.float32)
 
 
-def _hull_equations(xy: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Half-planes ``n . p + d <= 0`` of the convex hull of the points (none if degenerate)."""
-    if xy.shape[0] < 3:
-        return np.zeros((0, 3), dtype=np.float32)
-    try:
-        return np.asarray(ConvexHull(xy).equations, dtype=np.float32)
-    except QhullError:
-        return np.zeros((0, 3), dtype=np.float32)
+def _sigmoid(v: NDArray[np.float32], mu: float, tau: float) -> NDArray[np.float32]:
+    with np.errstate(over="ignore"):  # exp overflow saturates to the right limit, 0
+        return np.asarray(1.0 / (1.0 + np.exp(-tau * (v - mu))), dtype=np.float32)
 
 
-def _count_inside(
-    points: NDArray[np.float32], hull: NDArray[np.float32], weight: NDArray[np.float32]
-) -> NDArray[np.float32]:
-    """Weighted count, per alignment, of points inside a hull grown by ``_OVERLAP_MARGIN``.
-
-    ``points`` is (A, K, 2); returns (A,).
-    """
-    if hull.shape[0] == 0:
-        return np.full(points.shape[0], weight.sum(), dtype=np.float32)
-    inside = ((points @ hull[:, :2].T + hull[:, 2]) <= _OVERLAP_MARGIN).all(axis=-1)
-    return np.asarray(inside @ weight, dtype=np.float32)
+def _pair_count(na: int, nb: int) -> int:
+    """Number of relaxed pairs that make the score: more for templates with more minutiae."""
+    z = 1.0 / (1.0 + math.exp(-_TAU_P * (min(na, nb) - _MU_P)))
+    return _MIN_PAIRS + round(z * (_MAX_PAIRS - _MIN_PAIRS))
 
 
 def compare_prepared(a: PreparedTemplate, b: PreparedTemplate) -> float:
     """Similarity score of two prepared templates, in [0, 1].
 
-    The minutia pairs with the most similar cylinders are tried as anchors: each anchor gives
-    a rotation and translation that brings ``a`` onto ``b``. Under each, minutiae of ``a`` that
-    land near a minutia of ``b`` with a similar direction count as matched (the tolerance
-    grows with the distance from the anchor, for skin distortion), weighted by how close they
-    land, by their cylinder similarity and by their reliability. The score of an alignment is
-    ``matched ** 2 / (overlap_a * overlap_b)``, where the overlaps count the minutiae of each
-    template that fall inside the other's convex hull: a small common area is not held
-    against a genuine pair, and a large area with few matches is held against an impostor.
+    Local Similarity Sort with Relaxation (LSS-R): the ``min(K_a, K_b)`` cylinder pairs with
+    the highest similarity are relaxed against each other: a pair's similarity is repeatedly
+    averaged with those of the pairs it is geometrically compatible with (same distance, same
+    relative directions in both templates), so that pairs that agree with many others keep
+    their weight and coincidental ones fade. The score is the mean relaxed similarity of the
+    pairs that kept their weight best.
 
     Parameters
     ----------
@@ -256,41 +237,45 @@ def compare_prepared(a: PreparedTemplate, b: PreparedTemplate) -> float:
         0 for unrelated fingers; see :data:`MATCH_THRESHOLD`.
     """
     na, nb = a.xy.shape[0], b.xy.shape[0]
-    if na < 2 or nb < 2:
+    if na == 0 or nb == 0:
         return 0.0
     sim = local_similarities(a, b)
+    n_relax = min(na, nb)
     flat = sim.ravel()
-    k = min(_ANCHORS, flat.size)
-    top = np.argpartition(flat, -k)[-k:]
+    top = np.argpartition(flat, -n_relax)[-n_relax:]
     top = top[flat[top] > 0]
     if top.size == 0:
         return 0.0
     ia, ib = np.divmod(top, nb)
-    phi = b.angle[ib] - a.angle[ia]
-    c, s = np.cos(phi)[:, None], np.sin(phi)[:, None]
-    rel = a.xy[None, :, :] - a.xy[ia][:, None, :]  # (A, na, 2), relative to each anchor
-    tx = c * rel[..., 0] - s * rel[..., 1] + b.xy[ib][:, None, 0]
-    ty = s * rel[..., 0] + c * rel[..., 1] + b.xy[ib][:, None, 1]
-    dx = tx[:, :, None] - b.xy[None, None, :, 0]
-    dy = ty[:, :, None] - b.xy[None, None, :, 1]
-    dist = np.sqrt(dx * dx + dy * dy)  # (A, na, nb)
-    dtheta = np.abs(_angle_diff(a.angle[None, :, None] + phi[:, None, None], b.angle[None, None, :]))
-    tolerance = _DISTANCE_TOLERANCE + _DISTORTION * np.hypot(rel[..., 0], rel[..., 1])[:, :, None]
-    closeness = np.clip(1.0 - dist / tolerance, 0.0, None) * np.clip(
-        1.0 - dtheta / _ANGLE_TOLERANCE, 0.0, None
+    lam0 = flat[top]
+    pa, pb = a.xy[ia], b.xy[ib]
+    ta, tb = a.angle[ia], b.angle[ib]
+    # Compatibility of every two selected pairs (t, k): distance, relative direction, and
+    # direction of the segment between them, each the same in both templates.
+    va = pa[:, None, :] - pa[None, :, :]
+    vb = pb[:, None, :] - pb[None, :, :]
+    d1 = np.abs(np.hypot(va[..., 0], va[..., 1]) - np.hypot(vb[..., 0], vb[..., 1]))
+    rel_a = _angle_diff(ta[:, None], ta[None, :])
+    rel_b = _angle_diff(tb[:, None], tb[None, :])
+    d2 = np.abs(_angle_diff(rel_a, rel_b))
+    seg_a = _angle_diff(ta[:, None], np.arctan2(-va[..., 1], -va[..., 0]))
+    seg_b = _angle_diff(tb[:, None], np.arctan2(-vb[..., 1], -vb[..., 0]))
+    d3 = np.abs(_angle_diff(seg_a, seg_b))
+    rho = (
+        _sigmoid(d1, _MU_RHO[0], _TAU_RHO[0])
+        * _sigmoid(d2, _MU_RHO[1], _TAU_RHO[1])
+        * _sigmoid(d3, _MU_RHO[2], _TAU_RHO[2])
     )
-    reliability = _WEIGHT_FLOOR + (1.0 - _WEIGHT_FLOOR) * np.sqrt(np.outer(a.weight, b.weight))
-    evidence = closeness * ((0.5 + sim) * reliability)[None]
-    matched = np.minimum(evidence.max(axis=2).sum(axis=1), evidence.max(axis=1).sum(axis=1))
-    overlap_a = _count_inside(np.stack([tx, ty], axis=-1), b.hull, np.ones(na, np.float32))
-    relb = b.xy[None, :, :] - b.xy[ib][:, None, :]
-    ux = c * relb[..., 0] + s * relb[..., 1] + a.xy[ia][:, None, 0]
-    uy = -s * relb[..., 0] + c * relb[..., 1] + a.xy[ia][:, None, 1]
-    overlap_b = _count_inside(np.stack([ux, uy], axis=-1), a.hull, np.ones(nb, np.float32))
-    score = matched**2 / (
-        np.maximum(overlap_a, _MIN_OVERLAP) * np.maximum(overlap_b, _MIN_OVERLAP)
-    )
-    return float(min(score.max(), 1.0))
+    np.fill_diagonal(rho, 0.0)
+    m = lam0.shape[0]
+    lam = lam0
+    spread = (1.0 - _RELAX_WEIGHT) / max(m - 1, 1)
+    for _ in range(_RELAX_ITERATIONS):
+        lam = _RELAX_WEIGHT * lam + spread * (rho @ lam)
+    efficiency = lam / lam0
+    k = min(_pair_count(a.minutiae_count, b.minutiae_count), m)
+    best = np.argpartition(efficiency, -k)[-k:]
+    return float(lam[best].mean())
 
 
 MATCH_THRESHOLD = 0.25

@@ -127,7 +127,7 @@ def minutia_directions(
     forward = (target & (t > 0)).sum(axis=1)
     backward = (target & (t < 0)).sum(axis=1)
     flip = backward > forward
-    return np.mod(orientation + np.pi * flip, 2 * np.pi).astype(np.float32)
+    return np.asarray(np.mod(orientation + np.pi * flip, 2 * np.pi), dtype=np.float32)
 
 
 def remove_false_minutiae(

@@ -15,17 +15,19 @@ from numpy.typing import NDArray
 from skimage.morphology import skeletonize
 
 from .blocks import block_field, block_spectra, sample_blocks
-from .errors import NoFingerprint
 from .enhance import enhance
+from .errors import NoFingerprint
 from .minutiae import BIFURCATION, RawMinutiae, detect, distance_to_background
 from .minutiae import remove_false_minutiae as _remove_false
 from .quality import QualityReport, assess
 from .resolution import WORKING_DPI, check_image, to_working_resolution
-from .segment import block_mask, pixel_mask
+from .segment import block_mask, pixel_mask, tile_spread
 from .types import FingerTemplate, Minutia, MinutiaKind
 
 # Fewer foreground pixels than this (about 4 x 4 mm of skin) and there is no print to read.
 _MIN_FOREGROUND_MM2 = 16.0
+# Minutiae less reliable than this (see _minutia_reliability) are dropped.
+_MIN_RELIABILITY = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,7 @@ def extract(image: NDArray[np.uint8], *, dpi: float) -> Extraction:
     signal = np.float32(grey.mean()) - grey  # ridges positive
     spectra = block_spectra(signal)
     field = block_field(spectra)
-    blocks_fg = block_mask(field)
+    blocks_fg = block_mask(field, tile_spread(grey))
     mask = pixel_mask(blocks_fg, grey.shape)
     area_mm2 = float(mask.sum()) / px_per_mm**2
     if area_mm2 < _MIN_FOREGROUND_MM2:
@@ -119,7 +121,7 @@ def extract(image: NDArray[np.uint8], *, dpi: float) -> Extraction:
         )
     enhanced = enhance(spectra, field)
     ridges = (enhanced > 0) & mask
-    skeleton = skeletonize(ridges)
+    skeleton: NDArray[np.bool_] = skeletonize(ridges)  # type: ignore[no-untyped-call]
     period = float(1.0 / np.median(field.frequency[blocks_fg]))
     raw = detect(skeleton, ridges, field.orientation, period=period)
     border_map = distance_to_background(mask)
@@ -140,6 +142,10 @@ def extract(image: NDArray[np.uint8], *, dpi: float) -> Extraction:
         minutiae_quality=reliability,
         px_per_mm=px_per_mm,
     )
+    # Minutiae on hopeless ground (no coherent ridge flow, noise) match nothing and only
+    # blur the cylinders of their neighbours.
+    usable = reliability >= _MIN_RELIABILITY
+    kept, reliability = kept.take(usable), reliability[usable]
     minutiae = _to_minutiae(kept, reliability, scale=scale, shape=image.shape)
     template = FingerTemplate(
         width=int(image.shape[1]),

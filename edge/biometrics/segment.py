@@ -19,16 +19,40 @@ from .blocks import STEP, BlockField
 # the image's block energies...
 _RELATIVE_ENERGY = 0.01
 _REFERENCE_PERCENTILE = 90.0
+# Inside the print's convex hull, tiles whose grey-level spread is below this fraction of the
+# print's hold no print at all (the analysis windows overlap, so energy leaks into them).
+_EMPTY_SPREAD = 0.12
 # ...and at least this share of its spectral energy lies in the ridge band.
 _MIN_BAND_SHARE = 0.2
 
 
-def block_mask(field: BlockField) -> NDArray[np.bool_]:
+def tile_spread(image: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Grey-level standard deviation of each ``STEP`` x ``STEP`` tile (the block without the
+    overlap of its analysis window).
+
+    Parameters
+    ----------
+    image : (M, N) ndarray of float32
+
+    Returns
+    -------
+    (ceil(M / STEP), ceil(N / STEP)) ndarray of float32
+    """
+    rows, cols = image.shape
+    n_r, n_c = -(-rows // STEP), -(-cols // STEP)
+    padded = np.pad(image, ((0, n_r * STEP - rows), (0, n_c * STEP - cols)), mode="edge")
+    tiles = padded.reshape(n_r, STEP, n_c, STEP)
+    return np.asarray(tiles.std(axis=(1, 3)), dtype=np.float32)
+
+
+def block_mask(field: BlockField, spread: NDArray[np.float32]) -> NDArray[np.bool_]:
     """Foreground blocks.
 
     Parameters
     ----------
     field : BlockField
+    spread : (R, C) ndarray of float32
+        Grey-level spread of each block's own tile (see :func:`tile_spread`).
 
     Returns
     -------
@@ -52,8 +76,11 @@ def block_mask(field: BlockField) -> NDArray[np.bool_]:
         mask = keep[labels]
     if mask.any():
         # A fingertip's contact area is convex: dark smudges, creases and dry patches inside it
-        # are part of the finger (their minutiae get a low reliability instead).
-        mask = convex_hull_image(mask)
+        # are part of the finger (their minutiae get a low reliability instead). Blocks with no
+        # signal at all stay out: a bay of empty background between two lobes of the print.
+        hull = convex_hull_image(mask)  # type: ignore[no-untyped-call]
+        mask = hull & (spread > _EMPTY_SPREAD * float(np.percentile(spread, _REFERENCE_PERCENTILE)))
+        mask = ndimage.binary_opening(mask, iterations=1, border_value=0)
     return np.asarray(mask, dtype=bool)
 
 

@@ -277,7 +277,8 @@ class Outbox:
         try:
             # Every (re)start enforces the retention of receipts, even if nothing else calls
             # purge_expired_receipts(); a full disk must not keep the outbox from opening.
-            self.purge_expired_receipts()
+            # No WAL checkpoint here: TRUNCATE waits for other connections' readers.
+            self._purge(checkpoint=False)
         except OutboxStorageError as exc:
             logger.warning("outbox %s: purge at open skipped: %s", self.path, exc)
 
@@ -670,18 +671,26 @@ class Outbox:
 
     def purge_expired_receipts(self) -> int:
         """Delete receipts older than ``receipt_retention_s``; truncate the WAL so that no
-        old page (payloads of acknowledged rows included) lingers in it. Returns the count."""
+        old page (payloads of acknowledged rows included) lingers in it. Returns the count.
+
+        Call it periodically (the daemon: daily); it also runs, without the WAL truncation,
+        each time an outbox is opened."""
+        return self._purge(checkpoint=True)
+
+    def _purge(self, *, checkpoint: bool) -> int:
         cutoff = self._clock() - self.limits.receipt_retention_s
         with self._write("purge") as db:
             cursor = db.execute(
                 "DELETE FROM outbox WHERE closed_at IS NOT NULL AND closed_at < ?", (cutoff,)
             )
             purged = max(cursor.rowcount, 0)
-            db.execute(
-                "UPDATE outbox_counters SET value = value + ? WHERE name = 'purged_total'",
-                (purged,),
-            )
-        self.checkpoint()
+            if purged:  # an untouched database commits nothing (no WAL frame, no fsync)
+                db.execute(
+                    "UPDATE outbox_counters SET value = value + ? WHERE name = 'purged_total'",
+                    (purged,),
+                )
+        if checkpoint:
+            self.checkpoint()
         if purged:
             logger.info("outbox: purged %d expired receipts", purged)
         return purged

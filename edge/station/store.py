@@ -222,10 +222,41 @@ class StationStore:
         return SessionRow(row[0], row[1], row[2], row[3], row[4], data)
 
     def sessions(self, *, steps: tuple[str, ...] | None = None) -> list[SessionRow]:
+        """Sessions (decrypted), oldest first; only those in ``steps`` when given."""
+        sql = "SELECT id FROM sessions"
+        params: tuple[str, ...] = ()
+        if steps is not None:
+            sql += f" WHERE step IN ({', '.join('?' for _ in steps)})"
+            params = steps
         with self._lock:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM sessions ORDER BY created_at")]
-        found = [s for s in (self.session(i) for i in ids) if s is not None]
-        return [s for s in found if steps is None or s.step in steps]
+            ids = [r[0] for r in self._db.execute(sql + " ORDER BY created_at", params)]
+        return [s for s in (self.session(i) for i in ids) if s is not None]
+
+    def purge_sessions(self, *, steps: tuple[str, ...], updated_before: str) -> list[str]:
+        """Delete finished sessions last changed before a time; returns their ids."""
+        marks = ", ".join("?" for _ in steps)
+        with self.transaction() as db:
+            ids = [
+                r[0]
+                for r in db.execute(
+                    # Only "?" placeholders are formatted in; values go as parameters.
+                    f"SELECT id FROM sessions WHERE step IN ({marks}) AND updated_at < ?",  # noqa: S608
+                    (*steps, updated_before),
+                )
+            ]
+            for session_id in ids:
+                db.execute("DELETE FROM captures WHERE session_id = ?", (session_id,))
+                db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        return ids
+
+    def purge_receipts(self, *, created_before: str) -> list[str]:
+        """Forget receipts made before a time; returns their PDF paths (to delete)."""
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT path FROM receipts WHERE created_at < ?", (created_before,)
+            ).fetchall()
+            db.execute("DELETE FROM receipts WHERE created_at < ?", (created_before,))
+        return [str(r[0]) for r in rows]
 
     # -- captures --------------------------------------------------------------------------
     def save_capture(

@@ -97,6 +97,20 @@ OUTCOMES_FR: dict[Outcome, str] = {
 }
 
 
+def _outcome_message(outcome: Outcome, attempts: int) -> str:
+    if outcome is Outcome.RETRY and attempts == 1:
+        return (
+            "Première capture enregistrée : une seconde capture du même doigt vérifie leur "
+            "concordance."
+        )
+    if outcome is Outcome.RETRY:
+        return (
+            "Les captures ne concordent pas ou sont de qualité insuffisante : reposez le même "
+            "doigt en suivant les conseils."
+        )
+    return OUTCOMES_FR[outcome]
+
+
 def age_on(birth: date, today: date) -> int:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
@@ -495,7 +509,7 @@ class Station:
                 "advice": list(analysis.advice),
                 "advice_fr": list(analysis.advice_fr),
                 "outcome": str(outcome),
-                "message_fr": OUTCOMES_FR[outcome],
+                "message_fr": _outcome_message(outcome, len(record.attempts)),
                 "matched_earlier": len(matches),
                 "other_finger_score": best_other,
                 "at": self._now().isoformat(),
@@ -693,9 +707,15 @@ class Station:
         limit = self._now() - timedelta(hours=self._policy.session_resume_hours)
         for row in self._store.sessions(steps=tuple(OPEN_STEPS)):
             if row.data.get("sealing"):
-                async with self._session(row.id, row.agent_id) as fresh:
-                    await self._seal(fresh)
-                finished += 1
+                try:
+                    async with self._session(row.id, row.agent_id) as fresh:
+                        await self._seal(fresh)
+                except StationError as exc:
+                    # e.g. the outbox is full: the agent confirms again from the console.
+                    log.warning("session %s: sealing not finished at start: %s", row.id, exc.code)
+                    resumed += 1
+                else:
+                    finished += 1
             elif datetime.fromisoformat(row.updated_at) < limit:
                 self._save(row, Step.ABORTED, {})
                 self._store.delete_captures(row.id)
@@ -708,7 +728,19 @@ class Station:
                 aborted += 1
             else:
                 resumed += 1
-        return {"resumed": resumed, "aborted": aborted, "finished": finished}
+        purged = self.purge()
+        return {"resumed": resumed, "aborted": aborted, "finished": finished, "purged": purged}
+
+    def purge(self) -> int:
+        """Forget finished sessions and receipt copies older than ``policy.retention_days``
+        (personal data is kept on the station no longer than needed)."""
+        cutoff = (self._now() - timedelta(days=self._policy.retention_days)).isoformat()
+        gone = self._store.purge_sessions(
+            steps=(str(Step.DONE), str(Step.ABORTED)), updated_before=cutoff
+        )
+        for path in self._store.purge_receipts(created_before=cutoff):
+            Path(path).unlink(missing_ok=True)
+        return len(gone)
 
     # -- request numbers ---------------------------------------------------------------------
     def free_numbers(self) -> int:

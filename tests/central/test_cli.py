@@ -172,3 +172,24 @@ def test_serve_answers_http_and_stops_on_sigterm(tmp_path: Path) -> None:
         for stream in (server.stdout, server.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_serve_reports_a_bad_mqtt_table_as_a_configuration_error(tmp_path: Path) -> None:
+    import socket
+
+    data = tmp_path / "central"
+    _cli(data, "init")
+    config = tmp_path / "central.toml"
+    config.write_text("[mqtt]\nport = 99999\n", encoding="utf-8")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "central.cli", "--config", str(config), "--data-dir", str(data),
+         "serve"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "DR_CENTRAL_HTTP_PORT": str(port)},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "mqtt.port" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -289,15 +289,24 @@ def test_reason_must_match_the_prerequest(kit: CentralKit) -> None:
 
 
 def test_biometric_data_is_encrypted_at_rest(kit: CentralKit) -> None:
-    if not kit.database.startswith("sqlite://"):
-        pytest.skip("scans the SQLite file and its WAL")
     record = kit.record(kit.prerequest())
     _ack(kit.service.ingest(kit.seal(record), device_id=DEVICE))
-    db = Path(kit.database.removeprefix("sqlite://"))
-    stored = b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
-    assert len(stored) > 10_000
+    with kit.service.store.transaction(write=False) as tx:
+        rows = tx.all("SELECT nonce, ciphertext FROM biometrics")
+    assert len(rows) == 1
+    nonce, ciphertext = (bytes(v) for v in rows[0])
+    assert len(nonce) == 12
+    stored = ciphertext
+    if kit.database.startswith("sqlite://"):  # and the files themselves, WAL included
+        db = Path(kit.database.removeprefix("sqlite://"))
+        stored += b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
     for blob in record.biometric_blobs():
         assert blob[30:90] not in stored
+    assert kit.service.enrolment_record(_ack_number(kit)) == record
+
+
+def _ack_number(kit: CentralKit) -> str:
+    return next(iter(kit.service.iter_request_numbers()))
 
 
 def test_rotated_recipient_key_still_opens_old_envelopes(kit: CentralKit) -> None:

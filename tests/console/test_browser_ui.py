@@ -98,7 +98,7 @@ async def test_enrolment_in_the_browser(
     await expect(page.get_by_test_id("finger-current")).to_contain_text("index gauche")
     kit.sensor.put(22)
     await page.get_by_test_id("capture").click()
-    await expect(outcome).to_contain_text("index gauche : Nouvelle capture")
+    await expect(outcome).to_contain_text("index gauche : Première capture")
     kit.sensor.put(22)
     await page.get_by_test_id("capture").click()
     await expect(page.get_by_test_id("step-summary")).to_be_visible()

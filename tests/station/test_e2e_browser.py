@@ -82,7 +82,6 @@ async def test_whole_enrolment_in_the_console(world: StationWorld, page: Page) -
         await expect(page.get_by_test_id("quality-meter")).not_to_have_attribute("value", "0")
         await expect(page.get_by_test_id("preview")).to_be_visible()
         previews += 1
-        await page.screenshot(path=str(world.directory / f"capture{previews}.png"), full_page=True)
     await expect(summary).to_be_visible()
     assert previews >= 1
 

@@ -286,3 +286,44 @@ async def test_full_backlog_refuses_a_new_session(kit: StationKit) -> None:
     with pytest.raises(QueueFullError) as err:
         await kit.station.start("agent1")
     assert err.value.http_status == 507
+
+
+async def test_restart_finishes_an_interrupted_confirmation(kit: StationKit) -> None:
+    sid = await _to_fingers(kit)
+    for identity in (11, 11, 22, 22):
+        await _capture(kit, sid, identity)
+    kit.sink.full = True  # the crash: sealing started, the enqueue did not happen
+
+    def refuse(draft: object) -> None:
+        raise QueueFullError("backlog_full", "File d'attente pleine.")
+
+    kit.sink.submit = refuse  # type: ignore[method-assign]
+    with pytest.raises(QueueFullError):
+        await kit.station.confirm(sid, "agent1")
+    number = kit.station.get(sid, "agent1")["request_number"]
+    again = kit.reopen()
+    del again.sink.submit  # the real method again
+    again.sink.full = False
+    assert (await again.station.resume())["finished"] == 1
+    view = again.station.get(sid, "agent1")
+    assert view["step"] == "done"
+    assert view["request_number"] == number  # the same number, not a second one
+    assert again.sink.drafts[0].request_number == number
+
+
+async def test_finished_sessions_and_receipts_are_purged_after_retention(kit: StationKit) -> None:
+    from datetime import timedelta
+
+    sid = await _to_fingers(kit)
+    for identity in (11, 11, 22, 22):
+        await _capture(kit, sid, identity)
+    view = await kit.station.confirm(sid, "agent1")
+    receipt = Path(view["receipt"])
+    assert await asyncio.to_thread(receipt.exists)
+    kit.clock[0] += timedelta(days=30)
+    assert (await kit.station.resume())["purged"] == 0
+    kit.clock[0] += timedelta(days=61)
+    assert (await kit.station.resume())["purged"] == 1
+    assert not await asyncio.to_thread(receipt.exists)
+    with pytest.raises(SessionNotFoundError):
+        kit.station.get(sid, "agent1")
