@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +28,8 @@ from central.dashboard.settings import DashboardSettings
 if TYPE_CHECKING:
     from central.config import CentralConfig
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "PREFIX",
     "DashboardFeed",
@@ -39,6 +42,11 @@ __all__ = [
     "build_dashboard_app",
     "mount_dashboard",
 ]
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("dashboard feed stopped", exc_info=task.exception())
 
 
 def mount_dashboard(
@@ -54,6 +62,7 @@ def mount_dashboard(
 
     async def run_feed(_app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(feed.run())
+        task.add_done_callback(_report_failure)
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

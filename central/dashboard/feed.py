@@ -137,6 +137,8 @@ class DashboardFeed:
                     for leaf in _LEAF_KINDS:
                         await client.subscribe(f"{topics.DEVICE_ROOT}/+/{leaf}", qos=1)
                     self._connected.set()
+                    self.hub.model.set_feed_connected(True)
+                    await self.hub.notify()
                     failures = 0
                     logger.info("dashboard feed connected")
                     async for message in client.messages:
@@ -145,6 +147,8 @@ class DashboardFeed:
                 logger.warning("dashboard feed: connection lost or refused: %s", exc)
             finally:
                 self._connected.clear()
+                self.hub.model.set_feed_connected(False)
+                await self.hub.notify()
             failures += 1
             await asyncio.sleep(backoff.delay(failures, self._rng))  # backoff, not sync
 

@@ -150,6 +150,7 @@ class FleetModel:
         self.rejections: Counter[str] = Counter()  # kind (rejection code / message reason)
         self.request_stages: dict[str, int] = {}
         self.enrolments_total = 0
+        self.feed_connected = False  # the dashboard's own MQTT connection is up
         self.version = 0  # bumped on every change: the web app pushes when it moves
 
     # -- events ---------------------------------------------------------------------------
@@ -233,6 +234,12 @@ class FleetModel:
             if view.registry != state:
                 view.registry, changed = state, True
         if changed or not states.keys() <= self.devices.keys():
+            self._changed()
+
+    def set_feed_connected(self, connected: bool) -> None:
+        """Whether the figures are live (else they are as of the disconnection)."""
+        if connected != self.feed_connected:
+            self.feed_connected = connected
             self._changed()
 
     def set_request_stages(self, counts: Mapping[str, int]) -> None:
@@ -407,6 +414,7 @@ class FleetModel:
         return {
             "now": datetime.fromtimestamp(now, UTC).isoformat(),
             "version": self.version,
+            "feed_connected": self.feed_connected,
             "summary": {
                 "devices": len(self.devices),
                 "online": online,

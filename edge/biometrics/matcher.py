@@ -68,10 +68,10 @@ class PreparedTemplate:
         Their reliability in [0, 1], from the minutia quality.
     values : (K, N_S * N_S * N_D) ndarray of float32
         Cylinder cell values in [0, 1], zero outside the valid cells.
-    squares : (K, N_S * N_S * N_D) ndarray of float32
-        ``values ** 2``.
-    valid : (K, N_S * N_S * N_D) ndarray of float32
-        1 for valid cells.
+    cell_squares : (K, N_S * N_S) ndarray of float32
+        ``values ** 2`` summed over the angular sections of each spatial cell.
+    cell_valid : (K, N_S * N_S) ndarray of float32
+        1 for valid spatial cells.
     minutiae_count : int
         Minutiae in the template (with or without a valid cylinder).
     """
@@ -80,8 +80,8 @@ class PreparedTemplate:
     angle: NDArray[np.float32]
     weight: NDArray[np.float32]
     values: NDArray[np.float32]
-    squares: NDArray[np.float32]
-    valid: NDArray[np.float32]
+    cell_squares: NDArray[np.float32]
+    cell_valid: NDArray[np.float32]
     minutiae_count: int
 
 
@@ -170,15 +170,14 @@ def prepare(template: FingerTemplate) -> PreparedTemplate:
     keep = (valid_cells.sum(1) >= _MIN_VALID_CELLS * _IN_DISC.sum()) & (
         neighbours >= _MIN_NEIGHBOURS
     )
-    flat = values[keep].reshape(int(keep.sum()), N_S * N_S * N_D).astype(np.float32)
-    valid = np.repeat(valid_cells[keep], N_D, axis=1).astype(np.float32)
+    kept = values[keep].astype(np.float32)  # (K, cells, N_D)
     return PreparedTemplate(
         xy=xy[keep],
         angle=angle[keep],
         weight=weight[keep],
-        values=flat,
-        squares=flat * flat,
-        valid=valid,
+        values=kept.reshape(kept.shape[0], N_S * N_S * N_D),
+        cell_squares=(kept * kept).sum(axis=2),
+        cell_valid=valid_cells[keep].astype(np.float32),
         minutiae_count=n,
     )
 
@@ -194,14 +193,16 @@ def local_similarities(a: PreparedTemplate, b: PreparedTemplate) -> NDArray[np.f
     -------
     (K_a, K_b) ndarray of float32
     """
+    # Only the dot product needs the angular sections; validity is per spatial cell, so the
+    # norms restricted to the common cells and the common count are 6 times cheaper.
     dot = a.values @ b.values.T
-    norm_a2 = a.squares @ b.valid.T  # |a restricted to cells valid in b|^2
-    norm_b2 = a.valid @ b.squares.T
-    common = a.valid @ b.valid.T
+    norm_a2 = a.cell_squares @ b.cell_valid.T  # |a restricted to cells valid in b|^2
+    norm_b2 = a.cell_valid @ b.cell_squares.T
+    common = a.cell_valid @ b.cell_valid.T
     diff = np.sqrt(np.maximum(norm_a2 + norm_b2 - 2 * dot, 0.0))
     denom = np.sqrt(norm_a2) + np.sqrt(norm_b2)
     sim = 1.0 - diff / np.maximum(denom, 1e-6)
-    ok = (common >= _MIN_MATCHABLE * a.values.shape[1]) & (denom > 1e-6)
+    ok = (common >= _MIN_MATCHABLE * N_S * N_S) & (denom > 1e-6)
     ok &= np.abs(_angle_diff(a.angle[:, None], b.angle[None, :])) <= _MAX_DIRECTION_DIFFERENCE
     return np.where(ok, sim, 0.0).astype(np.float32)
 

@@ -173,9 +173,16 @@ function connect() {
   const live = document.getElementById("direct");
   const source = new EventSource(`${PREFIX}/flux`);
   source.addEventListener("snapshot", (event) => {
-    render(JSON.parse(event.data));
-    live.className = "direct ok";
-    live.textContent = `En direct — ${new Date().toLocaleTimeString("fr-FR")}`;
+    const snap = JSON.parse(event.data);
+    render(snap);
+    const time = new Date().toLocaleTimeString("fr-FR");
+    if (snap.feed_connected) {
+      live.className = "direct ok";
+      live.textContent = `En direct — ${time}`;
+    } else {
+      live.className = "direct attente";
+      live.textContent = `Service central déconnecté du broker MQTT — ${time}`;
+    }
   });
   source.addEventListener("signout", () => {
     source.close();
