@@ -113,14 +113,18 @@ async def _raw_rpc(broker: MosquittoBroker, files: dict[str, CertFiles], *, n: i
         await ask.subscribe(reply_topic, qos=1)
 
         async def serve() -> None:
+            answered = 0
             async for message in echo.messages:
+                answered += 1
                 props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
                 props.CorrelationData = message.properties.CorrelationData  # type: ignore[union-attr]
                 await echo.publish(reply_topic, message.payload, qos=1, properties=props)
+                if answered == n:
+                    return
 
         times: list[float] = []
         async with asyncio.TaskGroup() as tg:
-            server = tg.create_task(serve())
+            tg.create_task(serve())
             replies = aiter(ask.messages)
             for i in range(n):
                 props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
@@ -130,7 +134,6 @@ async def _raw_rpc(broker: MosquittoBroker, files: dict[str, CertFiles], *, n: i
                 await ask.publish(request_topic, b"ABCDEFGHIJ", qos=1, properties=props)
                 await anext(replies)
                 times.append(time.perf_counter() - start)
-            server.cancel()
         return times
 
 

@@ -21,7 +21,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any, cast
 
+from central import audit_hooks as audit_events
+from central.audit_hooks import verify_file as verify_audit_file
 from central.config import CentralConfig, ConfigError, load_config
+from central.data_report import data_report
 from central.keyring import CentralKeyring
 from central.models import (
     AMOUNT_GUYANE_CENTS,
@@ -34,9 +37,11 @@ from central.models import (
     StageTransitionError,
 )
 from central.pki import CertificateAuthority
+from central.retention import RetentionPolicy, retention_loop, run_retention
 from central.schema import create_schema
 from central.service import CentralService
 from central.store import Store
+from dr_contracts.audit import key_id as audit_key_id
 from dr_contracts.enrolment import RequestReason
 from dr_contracts.identifiers import IdentifierError, format_request_number
 from dr_contracts.keys import KeyFileError, ed25519_fingerprint
@@ -329,6 +334,65 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- privacy: retention, audit, data report ---------------------------------------------
+
+
+def _retention_policy(config: CentralConfig) -> RetentionPolicy:
+    try:
+        return RetentionPolicy.from_mapping(config.retention)
+    except ValueError as exc:
+        raise ConfigError(config.source, "retention", str(exc)) from None
+
+
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    policy = _retention_policy(config)
+    with _service(config) as service:
+        run = run_retention(service, policy, dry_run=args.dry_run, actor=audit_events.OPERATOR)
+    verb = "would delete" if run.dry_run else "deleted"
+    lines = [f"retention: {verb} {len(run.actions) if run.dry_run else run.done}"]
+    lines += [f"  {a.kind} {a.subject} ({a.rule}, since {a.since:%Y-%m-%d})" for a in run.actions]
+    if run.skipped:
+        lines.append(f"  {run.skipped} changed meanwhile, left for the next run")
+    _print(args, run.to_dict(), "\n".join(lines))
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    config = _config(args)
+    path = Path(args.file) if args.file else config.audit_path
+    if path is None or not path.is_file():
+        raise CliError(f"no audit log at {path}", status=2)
+    keys = CentralKeyring.load(config.key_dir)
+    public = keys.signing.public_key
+    report = verify_audit_file(path, public_keys={audit_key_id(public): public})
+    data = {
+        "file": str(path),
+        "ok": report.ok,
+        "entries": report.entries,
+        "signed_heads": report.signed_heads,
+        "problems": [{"seq": p.seq, "kind": p.kind, "detail": p.detail} for p in report.problems],
+    }
+    text = f"audit {path}: {report.entries} entries, {report.signed_heads} signed heads, " + (
+        "intact" if report.ok else f"{len(report.problems)} problem(s)"
+    )
+    text += "".join(f"\n  {problem}" for problem in report.problems)
+    _print(args, data, text)
+    return 0 if report.ok else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    config = _config(args)
+    policy = _retention_policy(config)
+    with _service(config) as service:
+        report = data_report(service, args.number, policy=policy)
+    if isinstance(report, Rejection):
+        print(json.dumps(report.to_dict(), ensure_ascii=False), file=sys.stderr)
+        return 1
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0
+
+
 # --- serve -------------------------------------------------------------------------------
 
 
@@ -338,7 +402,8 @@ async def _serve(config: CentralConfig) -> None:
     from central.http import build_app
 
     service = _service(config)
-    app = build_app(service, operator_token=config.operator_token())
+    policy = _retention_policy(config)
+    app = build_app(service, operator_token=config.operator_token(), retention=policy)
     if config.dashboard:
         from central.dashboard import attach_dashboard
         from central.dashboard.feed import FleetSource
@@ -363,7 +428,9 @@ async def _serve(config: CentralConfig) -> None:
                 mqtt_task = tasks.create_task(mqtt_main(service, config))
             else:
                 mqtt_task = None
+            retention_task = tasks.create_task(retention_loop(service, policy))
             await stop.wait()
+            retention_task.cancel()
             if mqtt_task is not None:
                 mqtt_task.cancel()
     finally:
@@ -495,6 +562,20 @@ def build_parser() -> argparse.ArgumentParser:
     sshow = status.add_parser("show", parents=[json_flag], help="show a request's status")
     sshow.add_argument("number")
     sshow.set_defaults(func=cmd_status_show)
+
+    retention = sub.add_parser("retention", help="retention policy").add_subparsers(
+        dest="action", required=True
+    )
+    rrun = retention.add_parser("run", parents=[json_flag], help="delete what is due")
+    rrun.add_argument("--dry-run", action="store_true", help="list what is due, delete nothing")
+    rrun.set_defaults(func=cmd_retention_run)
+    audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="action", required=True)
+    averify = audit.add_parser("verify", parents=[json_flag], help="check the hash chain")
+    averify.add_argument("--file", help="audit file (default: [audit] path)")
+    averify.set_defaults(func=cmd_audit_verify)
+    report = sub.add_parser("report", help="a request's data report (JSON)")
+    report.add_argument("number", help="request number")
+    report.set_defaults(func=cmd_report)
 
     keys = sub.add_parser("keys", help="central's keys").add_subparsers(
         dest="action", required=True

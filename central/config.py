@@ -21,6 +21,18 @@ Example (every key optional; paths relative to the file's directory)::
     [ingest]
     max_envelope_bytes = 8388608
 
+    [retention]            # privacy: see central.retention and docs/privacy.md
+    title_record_years = 15              # templates and request kept after the card is issued
+    images_after_decision_days = 90      # images erased (if asked) after issue or refusal
+    rejected_after_days = 365            # refused requests purged
+    abandoned_after_days = 365           # requests with no stage change purged
+    unused_prerequest_after_days = 30    # pre-requests never used, after their expiry
+    run_every_hours = 24                 # the periodic job in ``dr-central serve``
+
+    [audit]
+    path = "audit.sqlite3"  # default <data_dir>/audit.sqlite3 (one file per central instance)
+    sign_every = 100        # sign the chain's head every N entries
+
     [mqtt]                 # passed as is to central.mqtt (the link's side validates it)
     [dashboard]            # passed as is to central.dashboard (operator dashboard)
 
@@ -68,6 +80,15 @@ _SCHEMA: Final[dict[str, dict[str, tuple[type, object]]]] = {
         "max_open": (int, 4),
     },
     "ingest": {"max_envelope_bytes": (int, 8 * 1024 * 1024)},
+    "retention": {
+        "title_record_years": (int, 15),
+        "images_after_decision_days": (int, 90),
+        "rejected_after_days": (int, 365),
+        "abandoned_after_days": (int, 365),
+        "unused_prerequest_after_days": (int, 30),
+        "run_every_hours": (int, 24),
+    },
+    "audit": {"path": (Path, None), "sign_every": (int, 100)},
 }
 _PASSTHROUGH: Final = frozenset({"mqtt", "dashboard"})
 
@@ -86,6 +107,9 @@ class CentralConfig:
     lease_validity_days: int = 30
     lease_max_open: int = 4
     max_envelope_bytes: int = 8 * 1024 * 1024
+    retention: Mapping[str, int] = field(default_factory=dict)  # [retention], defaults filled
+    audit_path: Path | None = None
+    audit_sign_every: int = 100
     mqtt: Mapping[str, Any] = field(default_factory=dict)
     dashboard: Mapping[str, Any] = field(default_factory=dict)
 
@@ -194,6 +218,9 @@ def load_config(
         lease_validity_days=int(str(values["leases.validity_days"])),
         lease_max_open=int(str(values["leases.max_open"])),
         max_envelope_bytes=int(str(values["ingest.max_envelope_bytes"])),
+        retention={key: int(str(values[f"retention.{key}"])) for key in _SCHEMA["retention"]},
+        audit_path=Path(str(values.get("audit.path") or root / "audit.sqlite3")),
+        audit_sign_every=int(str(values["audit.sign_every"])),
         mqtt=dict(raw.get("mqtt", {})),
         dashboard=dict(raw.get("dashboard", {})),
     )

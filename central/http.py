@@ -14,7 +14,8 @@ configured token these routes answer 403):
   ``GET /api/v1/prerequests/{number}``; ``GET /api/v1/prerequests/{number}/recap.pdf``;
 - ``POST /api/v1/stamps`` ``{"amount_cents": 2500}``;
 - ``POST /api/v1/requests/{number}/stage`` ``{"stage": "under_review", "note": ""}``;
-- ``GET /api/v1/devices``; ``POST /api/v1/devices/{id}/revoke``.
+- ``GET /api/v1/devices``; ``POST /api/v1/devices/{id}/revoke``;
+- ``GET /api/v1/requests/{number}/report``: the request's data report (central.data_report).
 
 Device RPCs (lookup, stamp check, lease, ingest, handover) go over MQTT (central.mqtt).
 The service is synchronous: handlers call it through ``asyncio.to_thread``.
@@ -31,6 +32,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from central.data_report import data_report
 from central.models import (
     STAGE_FR,
     FormError,
@@ -40,12 +42,14 @@ from central.models import (
     StageTransitionError,
 )
 from central.recap import render_recap
+from central.retention import RetentionPolicy
 from central.service import CentralService
 from dr_contracts.identifiers import IdentifierError, format_request_number
 from dr_contracts.rejections import RejectedError, Rejection, RejectionCode
 
 SERVICE_KEY: Final = web.AppKey("service", CentralService)
 TOKEN_KEY: Final = web.AppKey("operator_token", str)
+RETENTION_KEY: Final = web.AppKey("retention", RetentionPolicy)
 MAX_BODY_BYTES: Final = 64 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -269,10 +273,27 @@ async def revoke_device(request: web.Request) -> web.Response:
     return _json(device.to_dict())
 
 
-def build_app(service: CentralService, *, operator_token: str | None = None) -> web.Application:
+@_operator
+async def request_report(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    report = await asyncio.to_thread(
+        data_report, service, request.match_info["number"], policy=request.app[RETENTION_KEY]
+    )
+    if isinstance(report, Rejection):
+        return _rejection(report)
+    return _json(report)
+
+
+def build_app(
+    service: CentralService,
+    *,
+    operator_token: str | None = None,
+    retention: RetentionPolicy | None = None,
+) -> web.Application:
     """The aiohttp application (run it with ``web.AppRunner``)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SERVICE_KEY] = service
+    app[RETENTION_KEY] = retention or RetentionPolicy()
     if operator_token:
         app[TOKEN_KEY] = operator_token
     app.add_routes(
@@ -281,6 +302,7 @@ def build_app(service: CentralService, *, operator_token: str | None = None) -> 
             web.get("/suivi", citizen_page),
             web.get("/healthz", healthz),
             web.get("/api/v1/requests/{number}", request_status),
+            web.get("/api/v1/requests/{number}/report", request_report),
             web.post("/api/v1/requests/{number}/stage", advance_stage),
             web.post("/api/v1/prerequests", create_prerequest),
             web.get("/api/v1/prerequests/{number}", show_prerequest),

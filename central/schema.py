@@ -96,6 +96,14 @@ _DDL: Final = (
         nonce {blob} NOT NULL,
         ciphertext {blob} NOT NULL
     )""",
+    # Privacy (central.retention): the applicant's choice about the full images, copied out of
+    # the encrypted record at ingest so the retention job need not open records to decide, and
+    # when the images were erased. Created if missing: no schema version change.
+    """CREATE TABLE IF NOT EXISTS retention (
+        enrolment_id TEXT PRIMARY KEY REFERENCES requests (enrolment_id),
+        erase_images INTEGER NOT NULL,
+        images_erased_at TEXT
+    )""",
 )
 
 

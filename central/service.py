@@ -28,6 +28,8 @@ from typing import Final, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from central import audit_hooks as audit_events
+from central.audit_hooks import CentralAudit
 from central.config import CentralConfig
 from central.keyring import CentralKeyring
 from central.models import (
@@ -144,8 +146,10 @@ class CentralService:
         lease_validity: timedelta = timedelta(days=30),
         max_open_leases: int = 4,
         max_envelope_bytes: int = env.MAX_ENVELOPE_BYTES,
+        audit: CentralAudit | None = None,
     ) -> None:
         self.store = store
+        self.audit = audit  # privacy: events touching personal data (central.audit_hooks)
         self.keys = keys
         self._clock = clock
         self._lease_size_max = lease_size_max
@@ -164,9 +168,18 @@ class CentralService:
     @classmethod
     def from_config(cls, config: CentralConfig, *, clock: Clock = utc_now) -> CentralService:
         """Open the service described by a :class:`central.config.CentralConfig`."""
+        keys = CentralKeyring.load(config.key_dir)
+        audit = None
+        if config.audit_path is not None:
+            audit = CentralAudit.open(
+                config.audit_path,
+                signer=keys.signing.private_key,
+                sign_every=config.audit_sign_every,
+            )
         return cls(
             Store.open(config.database),
-            CentralKeyring.load(config.key_dir),
+            keys,
+            audit=audit,
             clock=clock,
             lease_size_max=config.lease_max_count,
             lease_validity=timedelta(days=config.lease_validity_days),
@@ -176,6 +189,29 @@ class CentralService:
 
     def close(self) -> None:
         self.store.close()
+        if self.audit is not None:
+            self.audit.close()
+
+    def now(self) -> datetime:
+        """The service's clock (a fake one in tests)."""
+        return self._clock()
+
+    def audit_event(
+        self,
+        event: str,
+        *,
+        actor: str,
+        subject: str = "",
+        details: dict[str, str | int | bool | None] | None = None,
+    ) -> None:
+        """Record an event in the audit trail, if there is one (never raises: an audit
+        failure is logged, the caller's work, often already committed, stands)."""
+        if self.audit is None:
+            return
+        try:
+            self.audit.record(event, actor=actor, subject=subject, details=details)
+        except Exception:
+            log.exception("audit append failed", extra={"event": event})
 
     def __enter__(self) -> CentralService:
         return self
@@ -248,7 +284,14 @@ class CentralService:
         """Operator view of a pre-request (``None`` if unknown); expiry is applied."""
         number = parse_prerequest_number(number)
         with self.store.transaction(write=False) as tx:
-            return self._load_prerequest(tx, number)
+            pre = self._load_prerequest(tx, number)
+        self.audit_event(
+            audit_events.PREREQUEST_VIEWED,
+            actor=audit_events.OPERATOR,
+            subject=number,
+            details={"found": pre is not None},
+        )
+        return pre
 
     def prerequest_qr(self, number: str) -> str:
         """The signed QR payload printed on the pre-request's recap."""
@@ -262,6 +305,7 @@ class CentralService:
                 pre = self._usable_prerequest(tx, number)
         except RejectedError as exc:
             return exc.rejection
+        self.audit_event(audit_events.PREREQUEST_LOOKUP, actor=device_id, subject=pre.number)
         return pre
 
     def _load_prerequest(self, tx: Transaction, number: str) -> PreRequest | None:
@@ -302,23 +346,19 @@ class CentralService:
             raise RejectedError.of(RejectionCode.PREREQUEST_EXPIRED)
         return pre
 
-    def _prerequest_facts(self, tx: Transaction, number: str) -> _PreRequestFacts:
-        """What ingest needs of a usable pre-request (no form decoding: ingest is hot)."""
-        try:
-            number = parse_prerequest_number(number)
-        except IdentifierError as exc:
-            raise RejectedError.of(RejectionCode.PREREQUEST_MALFORMED, exc.reason) from None
-        row = tx.one(
-            "SELECT status, expires_at, reason, birth_date FROM prerequests WHERE number = ?",
-            (number,),
-        )
-        if row is None:
+    def _prerequest_facts(self, number: str, row: Sequence[object]) -> _PreRequestFacts:
+        """What ingest needs of a usable pre-request, from ``(status, expires_at, reason,
+        birth_date)`` (all None when unknown); no form decoding: ingest is hot."""
+        status, expires_at, reason, birth_date = row
+        if status is None:
             raise RejectedError.of(RejectionCode.PREREQUEST_UNKNOWN)
-        if row[0] == PreRequestStatus.CONSUMED.value:
+        if status == PreRequestStatus.CONSUMED.value:
             raise RejectedError.of(RejectionCode.PREREQUEST_CONSUMED)
-        if row[0] == PreRequestStatus.EXPIRED.value or self._clock() >= _dt(row[1]):
+        if status == PreRequestStatus.EXPIRED.value or self._clock() >= _dt(str(expires_at)):
             raise RejectedError.of(RejectionCode.PREREQUEST_EXPIRED)
-        return _PreRequestFacts(number, RequestReason(row[2]), date.fromisoformat(row[3]))
+        return _PreRequestFacts(
+            number, RequestReason(str(reason)), date.fromisoformat(str(birth_date))
+        )
 
     # --- tax stamps ------------------------------------------------------------------------
 
@@ -651,7 +691,22 @@ class CentralService:
                     break
         for item in pending:  # still racing after the retries, or the database failed
             answers[item.index] = Rejection(RejectionCode.INTERNAL_ERROR)
-        return [a if a is not None else Rejection(RejectionCode.INTERNAL_ERROR) for a in answers]
+        final = [a if a is not None else Rejection(RejectionCode.INTERNAL_ERROR) for a in answers]
+        for (_, device_id), answer in zip(items, final, strict=True):
+            if isinstance(answer, Ack):
+                self.audit_event(
+                    audit_events.INGEST,
+                    actor=device_id,
+                    subject=answer.request_number,
+                    details={"enrolment_id": answer.enrolment_id},
+                )
+            else:
+                self.audit_event(
+                    audit_events.INGEST_REFUSED,
+                    actor=device_id,
+                    details={"code": answer.code.value},
+                )
+        return final
 
     @staticmethod
     def _rejected(exc: RejectedError, device_id: str) -> Rejection:
@@ -741,21 +796,26 @@ class CentralService:
     def _record(self, tx: Transaction, item: _Opened, *, received_at: datetime) -> Ack:
         record, device, digest = item.record, item.device, item.digest
         now = self._clock()
-        stored = self._stored_answer(tx, record.enrolment_id, digest)
-        if stored is not None:
-            return stored
-        state = tx.one("SELECT state FROM devices WHERE device_id = ?", (device.device_id,))
-        if state is None or state[0] != DeviceState.ACTIVE.value:  # revoked meanwhile
+        # One round trip for the three facts the decision starts from, read from one snapshot:
+        # this enrolment already recorded? the device still active? the pre-request usable?
+        # (the same snapshot matters: a pre-request consumed by this very enrolment shows up
+        # together with its stored ack.)
+        row = tx.one(
+            "SELECT (SELECT envelope_digest FROM requests WHERE enrolment_id = ?),"
+            " (SELECT ack FROM requests WHERE enrolment_id = ?),"
+            " (SELECT state FROM devices WHERE device_id = ?),"
+            " p.status, p.expires_at, p.reason, p.birth_date"
+            " FROM (SELECT 1 AS one) AS o LEFT JOIN prerequests p ON p.number = ?",
+            (record.enrolment_id, record.enrolment_id, device.device_id, record.prerequest_number),
+        )
+        assert row is not None
+        if row[0] is not None:
+            if bytes(row[0]) != digest:
+                raise RejectedError.of(RejectionCode.REPLAYED, f"enrolment {record.enrolment_id}")
+            return _ack_from_bytes(bytes(row[1]))
+        if row[2] != DeviceState.ACTIVE.value:  # revoked meanwhile
             raise RejectedError.of(RejectionCode.REVOKED_DEVICE, device.device_id)
-        try:
-            pre = self._prerequest_facts(tx, record.prerequest_number)
-        except RejectedError:
-            # The pre-request may have been consumed by this very enrolment, recorded by
-            # another instance since our first look: answer with its ack then.
-            stored = self._stored_answer(tx, record.enrolment_id, digest)
-            if stored is not None:
-                return stored
-            raise
+        pre = self._prerequest_facts(record.prerequest_number, row[3:])
         if record.reason != pre.reason:
             raise RejectedError.of(
                 RejectionCode.INVALID_RECORD,
@@ -819,6 +879,10 @@ class CentralService:
             "INSERT INTO biometrics (enrolment_id, key_id, nonce, ciphertext) VALUES (?, ?, ?, ?)",
             (record.enrolment_id, self.keys.storage.key_id, nonce, ciphertext),
         )
+        tx.execute(
+            "INSERT INTO retention (enrolment_id, erase_images) VALUES (?, ?)",
+            (record.enrolment_id, int(record.erase_images_after_decision)),
+        )
         return ack
 
     def _number_for(
@@ -866,8 +930,14 @@ class CentralService:
         ).rowcount:
             raise RejectedError.of(RejectionCode.STAMP_USED)
 
-    def enrolment_record(self, request_number: str) -> EnrolmentRecord:
-        """Decrypt a stored enrolment (instructing centre's side; never logged)."""
+    def enrolment_record(
+        self,
+        request_number: str,
+        *,
+        actor: str = audit_events.CENTRAL,
+        event: str = audit_events.RECORD_OPENED,
+    ) -> EnrolmentRecord:
+        """Decrypt a stored enrolment (instructing centre's side; never logged, audited)."""
         number = parse_request_number(request_number)
         with self.store.transaction(write=False) as tx:
             row = tx.one(
@@ -877,6 +947,7 @@ class CentralService:
             )
         if row is None:
             raise KeyError(number)
+        self.audit_event(event, actor=actor, subject=number)
         plaintext = self.keys.storage.decrypt(
             bytes(row[1]), bytes(row[2]), aad=_biometrics_aad(row[0])
         )
@@ -904,7 +975,14 @@ class CentralService:
         """
         parsed = _parse_number_or_reject(number)
         with self.store.transaction() as tx:
-            return self._advance(tx, parsed, stage, note=note)
+            status = self._advance(tx, parsed, stage, note=note)
+        self.audit_event(
+            audit_events.STAGE_CHANGED,
+            actor=audit_events.OPERATOR,
+            subject=parsed,
+            details={"stage": stage.value},
+        )
+        return status
 
     def _advance(self, tx: Transaction, number: str, stage: Stage, *, note: str) -> RequestStatus:
         current = self._load_status(tx, number)
@@ -964,7 +1042,7 @@ class CentralService:
                 raise RejectedError.of(RejectionCode.NO_HANDOVER_KEY, device_id)
         except RejectedError as exc:
             return exc.rejection
-        record = self.enrolment_record(parsed)
+        record = self.enrolment_record(parsed, actor=device_id, event=audit_events.TEMPLATES_OPENED)
         templates = [
             HandoverTemplate(position=f.position, template=f.template)
             for f in record.captured_fingers
@@ -984,11 +1062,13 @@ class CentralService:
             with self.store.transaction() as tx:
                 device = self._active_device(tx, device_id)
                 self._handover_request(tx, parsed, device)
-                return self._advance(tx, parsed, Stage.HANDED_OVER, note=device_id)
+                status = self._advance(tx, parsed, Stage.HANDED_OVER, note=device_id)
         except RejectedError as exc:
             return exc.rejection
         except StageTransitionError:
             return Rejection(RejectionCode.NOT_AVAILABLE_FOR_HANDOVER)
+        self.audit_event(audit_events.HANDOVER, actor=device_id, subject=parsed)
+        return status
 
     def requests_by_stage(self) -> dict[str, int]:
         """Counts per stage (dashboard)."""

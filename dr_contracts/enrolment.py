@@ -27,8 +27,12 @@ Wire layout (a CBOR map with short text keys; optional keys are *absent* when un
      ],
      "docs": ["photo", ...],         DocumentKind values checked by the agent, sorted, distinct
      "stamp": "1234567890123456",    tax stamp number (optional)
-     "num": "ABCD1234EFGH"}          CNI request number from the device's lease (optional;
+     "num": "ABCD1234EFGH",          CNI request number from the device's lease (optional;
                                      absent when central assigns one at ingest)
+     "erase": true}                  the applicant asked for the full images to be erased 90
+                                     days after the card is issued or refused, keeping only
+                                     the templates (décret 2021-279, art. 4-3 I bis); present
+                                     only when true (optional, absent = false)
 
 Finger *policy* (two index fingers, fallbacks, under-12 rule) is the station's and central's;
 the record only guarantees a well-formed, unambiguous description of what happened.
@@ -325,6 +329,7 @@ class EnrolmentRecord:
     documents: frozenset[DocumentKind] = frozenset()
     tax_stamp_number: str | None = None
     request_number: str | None = None
+    erase_images_after_decision: bool = False
     schema_version: int = SCHEMA_VERSION
 
     SCHEMA_VERSION: ClassVar[int] = SCHEMA_VERSION
@@ -366,6 +371,8 @@ class EnrolmentRecord:
             _check_identifier("tax_stamp_number", self.tax_stamp_number, parse_stamp_number)
         if self.request_number is not None:
             _check_identifier("request_number", self.request_number, parse_request_number)
+        if not isinstance(self.erase_images_after_decision, bool):
+            raise _fail("erase_images_after_decision", "must be a boolean")
 
     # --- serialisation ---------------------------------------------------------------------
 
@@ -390,6 +397,8 @@ class EnrolmentRecord:
             data["stamp"] = self.tax_stamp_number
         if self.request_number is not None:
             data["num"] = self.request_number
+        if self.erase_images_after_decision:
+            data["erase"] = True
         return data
 
     @classmethod
@@ -472,7 +481,7 @@ def _strict_loads(data: bytes) -> object:
 _RECORD_KEYS: Final = frozenset(
     {"v", "id", "pre", "dev", "agent", "t0", "t1", "reason", "fingers", "docs"}
 )
-_RECORD_OPTIONAL: Final = frozenset({"stamp", "num"})
+_RECORD_OPTIONAL: Final = frozenset({"stamp", "num", "erase"})
 _FINGER_CAPTURE_KEYS: Final = frozenset({"pos", "n", "tpl", "q", "png"})
 _FINGER_EXCEPTION_KEYS: Final = frozenset({"pos", "n", "exc"})
 
@@ -547,6 +556,10 @@ def _record_from_cbor(obj: object) -> EnrolmentRecord:
         documents=frozenset(documents),
         tax_stamp_number=_expect(top["stamp"], str, "stamp") if "stamp" in top else None,
         request_number=_expect(top["num"], str, "num") if "num" in top else None,
+        # Absent means false; an explicit false is refused as non-canonical by from_bytes.
+        erase_images_after_decision=_expect(top["erase"], bool, "erase")
+        if "erase" in top
+        else False,
     )
 
 

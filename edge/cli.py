@@ -12,7 +12,12 @@ from collections.abc import Sequence
 
 # Modules that expose ``register(subparsers)``; each adds its subcommands with
 # ``set_defaults(func=...)`` where ``func(args) -> int``.
-_COMMAND_MODULES: tuple[str, ...] = ("edge.drivers.cli", "edge.station.cli", "edge.queue.cli")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "edge.drivers.cli",
+    "edge.station.cli",
+    "edge.queue.cli",
+    "edge.audit_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -148,6 +148,15 @@ async def _lease_keeper(station: Station) -> None:
         await asyncio.sleep(LEASE_CHECK_INTERVAL)
 
 
+async def _announce_link(station: Station, notifier: SystemdNotifier, url: str) -> None:
+    """Tells systemd (``systemctl status``) once the link to central is first up."""
+    wait_online = getattr(station.central, "wait_online", None)
+    if wait_online is None:
+        return
+    await wait_online()
+    notifier.status(f"console {url}; link online")
+
+
 async def _open_sensor(sensor: SensorPort) -> None:
     """Opens the sensor at start so the console shows its state; a capture retries anyway."""
     opener = getattr(sensor, "open", None)
@@ -247,6 +256,7 @@ async def serve(
                     tasks.append(tg.create_task(wiring.scanner_task()))
                 if wiring.sensor is not None:
                     tasks.append(tg.create_task(_open_sensor(wiring.sensor)))
+                tasks.append(tg.create_task(_announce_link(station, notifier, url)))
                 interval = watchdog_interval()
                 if interval is not None:
                     tasks.append(tg.create_task(feed_watchdog(notifier, interval=interval)))

@@ -22,6 +22,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.central",
     "tests.fixtures.sim",
     "tests.fixtures.dashboard",
+    "tests.fixtures.privacy",
 ]
 
 

@@ -174,9 +174,12 @@ def _html(text: str, *, status: int = 200) -> web.Response:
     return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
 
 
-def _login_page(dash: Dashboard, pre: str, *, message: str = "", status: int = 200) -> web.Response:
+def _login_page(
+    dash: Dashboard, pre: str, *, message: str = "", login: str = "", status: int = 200
+) -> web.Response:
     body = _LOGIN.substitute(
         prefix=PREFIX,
+        login=html.escape(login[:64]),
         csrf=dash.sessions.csrf_token("login", pre),
         message=f'<p class="erreur" id="erreur" role="alert">{html.escape(message)}</p>'
         if message
@@ -219,12 +222,19 @@ async def login(request: web.Request) -> web.StreamResponse:
             dash,
             pre,
             message=f"Trop de tentatives échouées : réessayez dans {minutes} min.",
+            login=login_name,
             status=429,
         )
     ok = bool(login_name) and await asyncio.to_thread(dash.accounts.check, login_name, password)
     if not ok:
         dash.guard.failed(login_name, address)
-        return _login_page(dash, pre, message="Identifiant ou mot de passe incorrect.", status=401)
+        return _login_page(
+            dash,
+            pre,
+            message="Identifiant ou mot de passe incorrect.",
+            login=login_name,
+            status=401,
+        )
     dash.guard.succeeded(login_name)
     token = dash.sessions.create(login_name)
     response = web.HTTPSeeOther(f"{PREFIX}/")

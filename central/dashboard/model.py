@@ -115,10 +115,10 @@ class DeviceView:
     disk_free_bytes: int | None = None
     device_alerts: tuple[str, ...] = ()
     rejected_at: deque[float] = field(default_factory=deque)
+    department: str = field(init=False)
 
-    @property
-    def department(self) -> str:
-        return department_of(self.device_id)
+    def __post_init__(self) -> None:
+        self.department = department_of(self.device_id)
 
 
 def _duration_fr(seconds: float) -> str:
@@ -212,7 +212,7 @@ class FleetModel:
         hour = int(at.timestamp()) // HOUR_S
         if hour <= self._current_hour() - self.thresholds.history_hours:
             return
-        self._hours.setdefault(hour, Counter())[department_of(device_id)] += 1
+        self._hours.setdefault(hour, Counter())[self._device(device_id).department] += 1
         self.enrolments_total += 1
         self._trim_hours()
         self._changed()

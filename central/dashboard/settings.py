@@ -6,7 +6,7 @@
     accounts_file = "operators.json"   # default <data_dir>/operators.json (0600)
     secure_cookie = true               # false only for plain-HTTP tests on 127.0.0.1
     refresh_s = 2                      # pages are refreshed at least this often ...
-    min_push_s = 0.5                   # ... and at most this often
+    min_push_s = 1                     # ... and at most this often
     max_failures = 5                   # failed sign-ins before a lockout ...
     lockout_s = 900                    # ... of this long
     session_idle_s = 1800
@@ -44,7 +44,7 @@ class DashboardSettings:
     thresholds: Thresholds = field(default_factory=Thresholds)
     secure_cookie: bool = True
     refresh_s: float = 2.0
-    min_push_s: float = 0.5
+    min_push_s: float = 1.0
     max_failures: int = 5
     failure_window_s: float = 900.0
     lockout_s: float = 900.0

@@ -171,6 +171,7 @@ class MinutiaeRecord:
     length: int = 0  # as measured from the structure
     product_owner: int = 0  # ANSI CBEFF product identifier; 0 for ISO records
     product_type: int = 0
+    long_length: bool = False  # ANSI: the 6-byte length form was used
 
     def to_bytes(self) -> bytes:
         """Encode the record again, in its own format (byte-exact, length field corrected)."""
@@ -179,6 +180,7 @@ class MinutiaeRecord:
                 self.views,
                 product_owner=self.product_owner,
                 product_type=self.product_type,
+                long_length=self.long_length,
                 **self._common_fields(),
             )
         return self.to_iso()
@@ -318,12 +320,13 @@ def encode_ansi378_2004(
     image_size: tuple[int, int] | None = None,
     capture_equipment_id: int = 0,
     capture_equipment_compliance: int = 0,
+    long_length: bool = False,
 ) -> bytes:
     """Write an ANSI/INCITS 378-2004 finger minutiae record (angles in 2-degree steps).
 
     Same parameters as :func:`encode_iso19794_2`, plus the CBEFF product identifier
     (``product_owner``, ``product_type``, 16 bits each). The 2-byte length form is used up to
-    65,535 bytes, the 6-byte form above.
+    65,535 bytes, the 6-byte form above or when ``long_length`` asks for it.
     """
     for name, value in (("product_owner", product_owner), ("product_type", product_type)):
         _check_range(name, value, 0xFFFF)
@@ -344,7 +347,7 @@ def encode_ansi378_2004(
     length = (
         len(MAGIC) + len(VERSION_2005) + _U16.size + len(product) + len(header_tail) + len(body)
     )
-    if length <= 0xFFFF:
+    if length <= 0xFFFF and not long_length:
         length_bytes = _U16.pack(length)
     else:
         length += 4
@@ -370,8 +373,10 @@ def _encode_header_tail(
     """Capture equipment to reserved byte: the part of the header both formats share."""
     _check_range("capture_equipment_id", capture_equipment_id, 0xFFF)
     _check_range("capture_equipment_compliance", capture_equipment_compliance, 0xF)
-    if not 1 <= len(views) <= MAX_VIEWS:
-        raise ValueError(f"a record holds 1 to {MAX_VIEWS} finger views, got {len(views)}")
+    if len(views) > MAX_VIEWS:
+        raise ValueError(f"a record holds at most {MAX_VIEWS} finger views, got {len(views)}")
+    if not views and (image_size is None or resolution_ppcm is None):
+        raise ValueError("a record without finger views needs image_size and resolution_ppcm")
     shapes = {(v.width, v.height) for v in views}
     if image_size is None:
         if len(shapes) > 1:
@@ -554,6 +559,7 @@ def _likely_format(data: bytes) -> RecordFormat:
 def _decode_as(data: bytes, record_format: RecordFormat, *, strict: bool) -> MinutiaeRecord:
     reader = _Reader(data, 8)
     product_owner = product_type = 0
+    long_length = False
     if record_format is RecordFormat.ISO_19794_2_2005:
         (length_field,) = _U32.unpack(reader.take(4, "record length"))
         minimum = ISO_HEADER_SIZE
@@ -564,6 +570,7 @@ def _decode_as(data: bytes, record_format: RecordFormat, *, strict: bool) -> Min
         if length_field == 0:
             (length_field,) = _U32.unpack(reader.take(4, "record length (long form)"))
             minimum += 4
+            long_length = True
         product_owner, product_type = struct.unpack(
             ">HH", reader.take(4, "CBEFF product identifier")
         )
@@ -633,6 +640,7 @@ def _decode_as(data: bytes, record_format: RecordFormat, *, strict: bool) -> Min
         length=length,
         product_owner=product_owner,
         product_type=product_type,
+        long_length=long_length,
     )
 
 

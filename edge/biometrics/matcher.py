@@ -68,10 +68,15 @@ class PreparedTemplate:
         Their reliability in [0, 1], from the minutia quality.
     values : (K, N_S * N_S * N_D) ndarray of float32
         Cylinder cell values in [0, 1], zero outside the valid cells.
-    cell_squares : (K, N_S * N_S) ndarray of float32
-        ``values ** 2`` summed over the angular sections of each spatial cell.
-    cell_valid : (K, N_S * N_S) ndarray of float32
-        1 for valid spatial cells.
+    cell_stack : (2 K, N_S * N_S) ndarray of float32
+        Rows 0..K-1: ``values ** 2`` summed over the angular sections of each spatial cell;
+        rows K..2K-1: 1 for valid spatial cells, else 0.
+    unit : (K, 2) ndarray of float32
+        Unit vectors of the directions.
+    distances, relative, bearing : (K, K) ndarray of float32
+        For every two minutiae (i, j): their distance, the difference of their directions,
+        and the angle from the direction of i to the segment from i to j (the geometry the
+        consolidation compares, computed once per template).
     minutiae_count : int
         Minutiae in the template (with or without a valid cylinder).
     """
@@ -80,8 +85,11 @@ class PreparedTemplate:
     angle: NDArray[np.float32]
     weight: NDArray[np.float32]
     values: NDArray[np.float32]
-    cell_squares: NDArray[np.float32]
-    cell_valid: NDArray[np.float32]
+    cell_stack: NDArray[np.float32]
+    unit: NDArray[np.float32]
+    distances: NDArray[np.float32]
+    relative: NDArray[np.float32]
+    bearing: NDArray[np.float32]
     minutiae_count: int
 
 
@@ -171,13 +179,19 @@ def prepare(template: FingerTemplate) -> PreparedTemplate:
         neighbours >= _MIN_NEIGHBOURS
     )
     kept = values[keep].astype(np.float32)  # (K, cells, N_D)
+    seg = xy[keep][None, :, :] - xy[keep][:, None, :]  # (i, j): from minutia i to minutia j
     return PreparedTemplate(
         xy=xy[keep],
         angle=angle[keep],
         weight=weight[keep],
+        unit=np.stack([np.cos(angle[keep]), np.sin(angle[keep])], axis=1),
+        distances=np.hypot(seg[..., 0], seg[..., 1]).astype(np.float32),
+        relative=_angle_diff(angle[keep][:, None], angle[keep][None, :]),
+        bearing=_angle_diff(angle[keep][:, None], np.arctan2(seg[..., 1], seg[..., 0])),
         values=kept.reshape(kept.shape[0], N_S * N_S * N_D),
-        cell_squares=(kept * kept).sum(axis=2),
-        cell_valid=valid_cells[keep].astype(np.float32),
+        cell_stack=np.concatenate([(kept * kept).sum(axis=2), valid_cells[keep]]).astype(
+            np.float32
+        ),
         minutiae_count=n,
     )
 
@@ -194,22 +208,20 @@ def local_similarities(a: PreparedTemplate, b: PreparedTemplate) -> NDArray[np.f
     (K_a, K_b) ndarray of float32
     """
     # Only the dot product needs the angular sections; validity is per spatial cell, so the
-    # norms restricted to the common cells and the common count are 6 times cheaper.
+    # norms restricted to the common cells and the common count are 6 times cheaper, and
+    # come out of one product: [squares; valid] of a times [valid; squares] of b.
+    na, nb = a.values.shape[0], b.values.shape[0]
     dot = a.values @ b.values.T
-    norm_a2 = a.cell_squares @ b.cell_valid.T  # |a restricted to cells valid in b|^2
-    norm_b2 = a.cell_valid @ b.cell_squares.T
-    common = a.cell_valid @ b.cell_valid.T
+    cells = a.cell_stack @ b.cell_stack.T
+    norm_a2 = cells[:na, :nb]  # |a restricted to cells valid in b|^2
+    common = cells[na:, :nb]
+    norm_b2 = cells[na:, nb:]
     diff = np.sqrt(np.maximum(norm_a2 + norm_b2 - 2 * dot, 0.0))
     denom = np.sqrt(norm_a2) + np.sqrt(norm_b2)
     sim = 1.0 - diff / np.maximum(denom, 1e-6)
     ok = (common >= _MIN_MATCHABLE * N_S * N_S) & (denom > 1e-6)
-    ok &= np.abs(_angle_diff(a.angle[:, None], b.angle[None, :])) <= _MAX_DIRECTION_DIFFERENCE
+    ok &= a.unit @ b.unit.T >= math.cos(_MAX_DIRECTION_DIFFERENCE)
     return np.where(ok, sim, 0.0).astype(np.float32)
-
-
-def _sigmoid(v: NDArray[np.float32], mu: float, tau: float) -> NDArray[np.float32]:
-    with np.errstate(over="ignore"):  # exp overflow saturates to the right limit, 0
-        return np.asarray(1.0 / (1.0 + np.exp(-tau * (v - mu))), dtype=np.float32)
 
 
 def _pair_count(na: int, nb: int) -> int:
@@ -249,24 +261,18 @@ def compare_prepared(a: PreparedTemplate, b: PreparedTemplate) -> float:
         return 0.0
     ia, ib = np.divmod(top, nb)
     lam0 = flat[top]
-    pa, pb = a.xy[ia], b.xy[ib]
-    ta, tb = a.angle[ia], b.angle[ib]
     # Compatibility of every two selected pairs (t, k): distance, relative direction, and
     # direction of the segment between them, each the same in both templates.
-    va = pa[:, None, :] - pa[None, :, :]
-    vb = pb[:, None, :] - pb[None, :, :]
-    d1 = np.abs(np.hypot(va[..., 0], va[..., 1]) - np.hypot(vb[..., 0], vb[..., 1]))
-    rel_a = _angle_diff(ta[:, None], ta[None, :])
-    rel_b = _angle_diff(tb[:, None], tb[None, :])
-    d2 = np.abs(_angle_diff(rel_a, rel_b))
-    seg_a = _angle_diff(ta[:, None], np.arctan2(-va[..., 1], -va[..., 0]))
-    seg_b = _angle_diff(tb[:, None], np.arctan2(-vb[..., 1], -vb[..., 0]))
-    d3 = np.abs(_angle_diff(seg_a, seg_b))
-    rho = (
-        _sigmoid(d1, _MU_RHO[0], _TAU_RHO[0])
-        * _sigmoid(d2, _MU_RHO[1], _TAU_RHO[1])
-        * _sigmoid(d3, _MU_RHO[2], _TAU_RHO[2])
-    )
+    sel_a, sel_b = np.ix_(ia, ia), np.ix_(ib, ib)
+    d1 = np.abs(a.distances[sel_a] - b.distances[sel_b])
+    d2 = np.abs(_angle_diff(a.relative[sel_a], b.relative[sel_b]))
+    d3 = np.abs(_angle_diff(a.bearing[sel_a], b.bearing[sel_b]))
+    with np.errstate(over="ignore"):  # exp overflow: the pair is incompatible, rho -> 0
+        rho = 1.0 / (
+            (1.0 + np.exp(_TAU_RHO[0] * (_MU_RHO[0] - d1)))
+            * (1.0 + np.exp(_TAU_RHO[1] * (_MU_RHO[1] - d2)))
+            * (1.0 + np.exp(_TAU_RHO[2] * (_MU_RHO[2] - d3)))
+        )
     np.fill_diagonal(rho, 0.0)
     m = lam0.shape[0]
     lam = lam0

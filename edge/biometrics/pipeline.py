@@ -26,8 +26,6 @@ from .types import FingerTemplate, Minutia, MinutiaKind
 
 # Fewer foreground pixels than this (about 4 x 4 mm of skin) and there is no print to read.
 _MIN_FOREGROUND_MM2 = 16.0
-# Minutiae less reliable than this (see _minutia_reliability) are dropped.
-_MIN_RELIABILITY = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +140,6 @@ def extract(image: NDArray[np.uint8], *, dpi: float) -> Extraction:
         minutiae_quality=reliability,
         px_per_mm=px_per_mm,
     )
-    # Minutiae on hopeless ground (no coherent ridge flow, noise) match nothing and only
-    # blur the cylinders of their neighbours.
-    usable = reliability >= _MIN_RELIABILITY
-    kept, reliability = kept.take(usable), reliability[usable]
     minutiae = _to_minutiae(kept, reliability, scale=scale, shape=image.shape)
     template = FingerTemplate(
         width=int(image.shape[1]),

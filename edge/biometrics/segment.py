@@ -21,7 +21,7 @@ _RELATIVE_ENERGY = 0.01
 _REFERENCE_PERCENTILE = 90.0
 # Inside the print's convex hull, tiles whose grey-level spread is below this fraction of the
 # print's hold no print at all (the analysis windows overlap, so energy leaks into them).
-_EMPTY_SPREAD = 0.12
+_EMPTY_SPREAD = 0.05
 # ...and at least this share of its spectral energy lies in the ridge band.
 _MIN_BAND_SHARE = 0.2
 
@@ -80,7 +80,6 @@ def block_mask(field: BlockField, spread: NDArray[np.float32]) -> NDArray[np.boo
         # signal at all stay out: a bay of empty background between two lobes of the print.
         hull = convex_hull_image(mask)  # type: ignore[no-untyped-call]
         mask = hull & (spread > _EMPTY_SPREAD * float(np.percentile(spread, _REFERENCE_PERCENTILE)))
-        mask = ndimage.binary_opening(mask, iterations=1, border_value=0)
     return np.asarray(mask, dtype=bool)
 
 

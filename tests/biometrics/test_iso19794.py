@@ -247,6 +247,22 @@ def test_round_trip_quantises_angles_only(views: list[FingerTemplate], ansi: boo
     assert decode_template(record.to_bytes()).views == record.views
 
 
+def test_a_record_without_views() -> None:
+    data = encode_iso19794_2([], image_size=(100, 120), resolution_ppcm=(197, 197))
+    assert len(data) == 24
+    record = decode_template(data)
+    assert (record.views, record.width, record.height) == ((), 100, 120)
+    assert record.to_bytes() == data
+
+
+def test_ansi_long_length_form_kept_for_a_small_record() -> None:
+    data = encode_ansi378_2004([_template()], long_length=True)
+    assert data[8:10] == b"\x00\x00"
+    record = decode_template(data)
+    assert record.long_length
+    assert record.to_bytes() == data
+
+
 def test_extended_data_is_written_back() -> None:
     blocks = ((ExtendedDataBlock(0x0101, b"vendor"), ExtendedDataBlock(2, b"")),)
     data = encode_iso19794_2([_template()], extended_data=blocks)
@@ -280,7 +296,7 @@ def test_writer_refuses_what_the_format_cannot_hold(
 
 
 def test_writer_refuses_what_a_reader_could_not_use() -> None:
-    with pytest.raises(ValueError, match="1 to 255 finger views"):
+    with pytest.raises(ValueError, match="without finger views"):
         encode_iso19794_2([])
     with pytest.raises(ValueError, match="resolution"):
         encode_iso19794_2([_template(dpi=0.5)])

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from central.dashboard import PREFIX, FleetHub, FleetModel, build_dashboard_app
 from central.dashboard.accounts import OperatorAccounts
+from central.dashboard.sessions import SessionStore
 from central.dashboard.settings import DashboardSettings
 from dr_contracts.messages import DeviceState
 
@@ -223,3 +224,55 @@ async def test_stream_pushes_a_snapshot_on_each_change(
     assert isinstance(devices, list)
     assert [(d["id"], d["status"]) for d in devices] == [("dr-91228-01", "online")]
     response.close()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_stream_ends_with_signout_when_the_session_expires(
+    hub: FleetHub, tmp_path: Path
+) -> None:
+    accounts = OperatorAccounts(tmp_path / "operators.json")
+    accounts.set_password(LOGIN, PASSWORD)
+    clock = _Clock()
+    settings = DashboardSettings(
+        accounts_file=tmp_path / "operators.json",
+        secure_cookie=False,
+        refresh_s=0.05,
+        min_push_s=0.01,
+    )
+    app = web.Application()
+    sessions = SessionStore(idle_s=60, clock=clock)
+    app.add_subapp(PREFIX, build_dashboard_app(hub, settings, accounts=accounts, sessions=sessions))
+    client = TestClient(TestServer(app), cookie_jar=CookieJar(unsafe=True))
+    await client.start_server()
+    try:
+        await _login(client)
+        response = await client.get(f"{PREFIX}/flux")
+        assert (await _event(response))[0] == "snapshot"
+        clock.now += 61  # idle too long: the next periodic refresh notices
+        while (event := await _event(response))[0] == "snapshot":
+            pass
+        assert event[0] == "signout"
+        assert (await client.get(f"{PREFIX}/etat.json")).status == 401
+    finally:
+        await client.close()
+
+
+async def test_typed_login_is_echoed_escaped(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    form = await client.get(f"{PREFIX}/connexion")
+    answer = await client.post(
+        f"{PREFIX}/connexion",
+        data={"identifiant": '"><b>x', "mot_de_passe": "y", "csrf": _csrf(await form.text())},
+    )
+    assert answer.status == 401
+    text = await answer.text()
+    assert "<b>x" not in text
+    assert 'value="&quot;&gt;&lt;b&gt;x"' in text

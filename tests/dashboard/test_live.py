@@ -88,3 +88,22 @@ async def test_revoked_device_messages_are_counted_not_shown(
         await until(hub, lambda m: m.devices["dr-75056-01"].registry == "revoked")
         assert hub.model.alerts() == []
         task.cancel()
+
+
+async def test_feed_reconnects_after_a_broker_restart(dashboard_world: DashboardWorld) -> None:
+    world = dashboard_world
+    hub = FleetHub(FleetModel())
+    feed = DashboardFeed(world.feed_settings(), hub=hub, source=world.kit.service)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(feed.run())
+        await until(hub, lambda m: m.feed_connected)
+        device = await world.start_device("dr-69123-01")
+        await until(hub, lambda m: status(m, "dr-69123-01") == "online")
+        await device.kill()
+        await until(hub, lambda m: status(m, "dr-69123-01") == "offline")
+        world.broker.stop()
+        await until(hub, lambda m: not m.feed_connected)  # the page says the figures are stale
+        hub.model.devices.clear()  # forget, to see the retained state come back
+        world.broker.start()
+        await until(hub, lambda m: m.feed_connected and status(m, "dr-69123-01") == "offline")
+        task.cancel()
