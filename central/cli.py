@@ -125,6 +125,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 2 if problems else 0
 
 
+def cmd_support_bundle(args: argparse.Namespace) -> int:
+    from central.support import build_bundle
+    from dr_contracts.supportbundle import SupportBundleError
+
+    try:
+        members = build_bundle(
+            Path(args.output),
+            config=_config(args),
+            log_files=[Path(p) for p in args.log_file],
+            journal_lines=args.lines,
+        )
+    except SupportBundleError as exc:
+        raise CliError(f"support bundle not written: {exc}") from exc
+    print(f"{args.output}: {', '.join(members)}")
+    return 0
+
+
 # --- pre-requests ----------------------------------------------------------------------
 
 
@@ -583,6 +600,14 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_parser(
         "rotate", parents=[json_flag], help="new HPKE recipient key (old ones kept)"
     ).set_defaults(func=cmd_keys_rotate)
+
+    bundle = sub.add_parser(
+        "support-bundle", help="write a .tar.gz for support (versions, redacted config, logs)"
+    )
+    bundle.add_argument("-o", "--output", required=True, help="archive to write (F.tar.gz)")
+    bundle.add_argument("--log-file", action="append", default=[], help="include this log's tail")
+    bundle.add_argument("--lines", type=int, default=2000, help="journal lines to include")
+    bundle.set_defaults(func=cmd_support_bundle)
     return parser
 
 

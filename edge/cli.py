@@ -17,6 +17,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "edge.station.cli",
     "edge.queue.cli",
     "edge.audit_cli",
+    "edge.support",
 )
 
 

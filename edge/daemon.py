@@ -41,6 +41,11 @@ from edge.station.workflow import Station
 log = logging.getLogger(__name__)
 
 LEASE_CHECK_INTERVAL = 30.0  # seconds between two checks of the request-number pool
+RECEIPT_PURGE_INTERVAL = 24 * 3600.0  # seconds between two purges of the outbox's old receipts
+# How long READY=1 waits for the first connection to central. The station works offline, so
+# after this it reports ready anyway (link offline) rather than let systemd's TimeoutStartSec
+# (60 s in dr-edge.service) kill a device whose network is down.
+LINK_READY_GRACE = 15.0
 SENSOR_FR = {"ready": "prêt", "absent": "non connecté", "error": "en erreur"}
 
 
@@ -157,6 +162,50 @@ async def _announce_link(station: Station, notifier: SystemdNotifier, url: str) 
     notifier.status(f"console {url}; link online")
 
 
+async def _purge_receipts_daily(outbox: Any) -> None:
+    """Deletes the outbox's expired receipts (and truncates its WAL) once a day."""
+    while True:
+        await asyncio.sleep(RECEIPT_PURGE_INTERVAL)
+        try:
+            purged = await asyncio.to_thread(outbox.purge_expired_receipts)
+        except OSError as exc:  # OutboxStorageError included: try again tomorrow
+            log.warning("receipt purge failed: %s", exc)
+        else:
+            log.info("purged %d expired receipts", purged)
+
+
+async def _link_first_up(station: Station) -> bool:
+    """True once the link to central is connected; False after :data:`LINK_READY_GRACE`."""
+    wait_online = getattr(station.central, "wait_online", None)
+    if wait_online is None:
+        return False
+    try:
+        async with asyncio.timeout(LINK_READY_GRACE):
+            await wait_online()
+    except TimeoutError:
+        log.warning("link to central not up after %.0f s: ready, offline", LINK_READY_GRACE)
+        return False
+    return True
+
+
+async def _become_ready(
+    station: Station, sensor: SensorPort | None, notifier: SystemdNotifier, *, url: str
+) -> None:
+    """Sends READY=1 once the outbox is open (done in :func:`build_wiring`), the sensor has
+    been opened (or found absent: the console says so) and the link is up or its grace over;
+    then tells systemd when the link comes up."""
+    link_up = asyncio.create_task(_link_first_up(station))
+    try:
+        if sensor is not None:
+            await _open_sensor(sensor)
+        online = await link_up
+    finally:
+        link_up.cancel()  # only if the daemon stops before it ended
+    notifier.ready(status=f"console {url}")
+    log.info("ready: link %s", "online" if online else "offline")
+    await _announce_link(station, notifier, url)
+
+
 async def _open_sensor(sensor: SensorPort) -> None:
     """Opens the sensor at start so the console shows its state; a capture retries anyway."""
     opener = getattr(sensor, "open", None)
@@ -186,6 +235,7 @@ class Wiring:
     sink: EnrolmentSink
     qr_keys: list[Any]
     close: Callable[[], Any]
+    housekeeping_task: Callable[[], Any] | None = None
 
 
 async def serve(
@@ -254,13 +304,15 @@ async def serve(
                     tasks.append(tg.create_task(wiring.central_task()))
                 if wiring.scanner_task is not None:
                     tasks.append(tg.create_task(wiring.scanner_task()))
-                if wiring.sensor is not None:
-                    tasks.append(tg.create_task(_open_sensor(wiring.sensor)))
-                tasks.append(tg.create_task(_announce_link(station, notifier, url)))
+                if wiring.housekeeping_task is not None:
+                    tasks.append(tg.create_task(wiring.housekeeping_task()))
                 interval = watchdog_interval()
                 if interval is not None:
+                    # Fed from the start: opening the sensor and the link can take a while.
                     tasks.append(tg.create_task(feed_watchdog(notifier, interval=interval)))
-                notifier.ready(status=f"console {url}")
+                tasks.append(
+                    tg.create_task(_become_ready(station, wiring.sensor, notifier, url=url))
+                )
                 if on_ready is not None:
                     on_ready(Running(url, station))
                 await stop.wait()
@@ -330,6 +382,9 @@ def build_wiring(config: EdgeConfig, bundle: DeviceBundle) -> Wiring:
             await sensor.close()
         outbox.close()
 
+    async def housekeeping() -> None:
+        await _purge_receipts_daily(outbox)
+
     return Wiring(
         central=central,
         central_task=central_task,
@@ -339,6 +394,7 @@ def build_wiring(config: EdgeConfig, bundle: DeviceBundle) -> Wiring:
         sink=sink,
         qr_keys=[bundle.central_signing_key],
         close=close,
+        housekeeping_task=housekeeping,
     )
 
 

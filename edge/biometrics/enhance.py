@@ -10,6 +10,8 @@ for the whole image, instead of a spatial Gabor convolution per orientation.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import scipy.fft
 from numpy.typing import NDArray
@@ -18,12 +20,16 @@ from .blocks import WINDOW, BlockField, BlockSpectra, _spectral_grid, _taper, ov
 
 # Relative bandwidth (standard deviation / centre) of the radial Gaussian.
 _RADIAL_BANDWIDTH = 0.35
-# Angular half-width of the raised cosine: narrow along clear parallel ridges, wide where the
+# Angular half-width of the window: narrow along clear parallel ridges, wide where the
 # orientation is uncertain so that curved ridges are not cut.
 _MIN_ANGULAR_HALF_WIDTH = np.pi / 7
 _MAX_ANGULAR_HALF_WIDTH = np.pi / 2.2
-# Exponent of the spectral magnitude in the filter.
-_SPECTRAL_POWER = 0.4
+
+
+@cache
+def _doubled_wave_angle() -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    _, angle, _ = _spectral_grid()
+    return np.cos(2 * angle).astype(np.float32), np.sin(2 * angle).astype(np.float32)
 
 
 def enhance(spectra: BlockSpectra, field: BlockField) -> NDArray[np.float32]:
@@ -41,21 +47,26 @@ def enhance(spectra: BlockSpectra, field: BlockField) -> NDArray[np.float32]:
     (M, N) ndarray of float32
         Enhanced image, ridges positive, zero-mean, with the shape of the analysed image.
     """
-    radius, angle, _ = _spectral_grid()
+    radius, _, _ = _spectral_grid()
+    cos2, sin2 = _doubled_wave_angle()
     f0 = field.frequency[..., None, None]
-    radial = np.exp(-0.5 * ((radius - f0) / (_RADIAL_BANDWIDTH * f0)) ** 2)
-    normal = (field.orientation + np.float32(np.pi / 2))[..., None, None]
+    radial = np.exp(np.float32(-0.5) * ((radius - f0) / (np.float32(_RADIAL_BANDWIDTH) * f0)) ** 2)
+    # Angular window on the doubled angle (a real image's spectrum is point-symmetric, so
+    # directions are taken modulo pi): with delta the angle between a bin's wave vector and
+    # the ridge normal, cos(2 delta) comes from one product, without wrapping angles, and
+    # the window is a smooth bump of cos(2 delta) that vanishes at delta = half-width.
+    normal2 = 2 * field.orientation + np.float32(np.pi)  # doubled ridge normal
+    cos_d = np.cos(normal2)[..., None, None] * cos2 + np.sin(normal2)[..., None, None] * sin2
     half_width = (
         _MIN_ANGULAR_HALF_WIDTH
         + (_MAX_ANGULAR_HALF_WIDTH - _MIN_ANGULAR_HALF_WIDTH) * (1.0 - field.coherence) ** 2
-    )[..., None, None]
-    # Angular distance modulo pi (a real image's spectrum is point-symmetric).
-    delta = np.abs(np.mod(angle - normal + np.pi / 2, np.pi) - np.pi / 2)
-    angular = np.where(delta < half_width, np.cos(0.5 * np.pi * delta / half_width) ** 2, 0.0)
+    )
+    edge = np.cos(2 * half_width).astype(np.float32)[..., None, None]
+    angular = np.clip((cos_d - edge) / (1.0 - edge), 0.0, None) ** 2
     spec = spectra.spectra
-    magnitude = np.abs(spec)
-    scale = magnitude.reshape(*magnitude.shape[:2], -1).max(axis=-1)[..., None, None] + 1e-6
-    gain = (radial * angular).astype(np.float32) * (magnitude / scale) ** _SPECTRAL_POWER
+    # The spectrum's own magnitude to the power 1/4 favours the ridge peak over noise.
+    magnitude = np.sqrt(np.sqrt(spec.real**2 + spec.imag**2))
+    gain = radial * angular * magnitude
     filtered = scipy.fft.irfft2(spec * gain, s=(WINDOW, WINDOW), workers=1)
     blocks = filtered.astype(np.float32, copy=False) * _taper()
     return overlap_add(blocks, spectra.shape)

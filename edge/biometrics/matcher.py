@@ -209,13 +209,13 @@ def local_similarities(a: PreparedTemplate, b: PreparedTemplate) -> NDArray[np.f
     """
     # Only the dot product needs the angular sections; validity is per spatial cell, so the
     # norms restricted to the common cells and the common count are 6 times cheaper, and
-    # come out of one product: [squares; valid] of a times [valid; squares] of b.
+    # come out of one product of the [squares; valid] stacks.
     na, nb = a.values.shape[0], b.values.shape[0]
     dot = a.values @ b.values.T
     cells = a.cell_stack @ b.cell_stack.T
-    norm_a2 = cells[:na, :nb]  # |a restricted to cells valid in b|^2
-    common = cells[na:, :nb]
-    norm_b2 = cells[na:, nb:]
+    norm_a2 = cells[:na, nb:]  # |a restricted to cells valid in b|^2
+    norm_b2 = cells[na:, :nb]
+    common = cells[na:, nb:]
     diff = np.sqrt(np.maximum(norm_a2 + norm_b2 - 2 * dot, 0.0))
     denom = np.sqrt(norm_a2) + np.sqrt(norm_b2)
     sim = 1.0 - diff / np.maximum(denom, 1e-6)

@@ -393,7 +393,12 @@ class EdgeLink:
                 body.enrolment_id,
                 body.rejection.code,
             )
-            await outbox.mark_failed(body.enrolment_id, f"rejected: {body.rejection.code}")
+            if body.rejection.retryable:
+                await outbox.mark_failed(body.enrolment_id, f"rejected: {body.rejection.code}")
+            else:
+                # A definitive refusal: retrying it for ever would trip the outbox's max-age
+                # limit and stop the station taking enrolments.
+                await outbox.mark_rejected(body.enrolment_id, code=str(body.rejection.code))
             if self._on_rejection is not None:
                 self._on_rejection(body.enrolment_id, body.rejection)
             return

@@ -33,7 +33,13 @@ from edge.biometrics.types import FingerPosition, FingerTemplate
 from edge.drivers.errors import DeviceError, ScanRetry
 from edge.drivers.scanner import QrScanner
 from edge.drivers.sensor import FingerprintSensor
-from edge.queue import BacklogFull, DuplicateEnrolmentError, Outbox, OutboxMeta
+from edge.queue import (
+    BacklogFull,
+    DuplicateEnrolmentError,
+    Outbox,
+    OutboxMeta,
+    OutboxStorageError,
+)
 from edge.station.errors import CaptureProblemError, DeviceUnavailableError, QueueFullError
 from edge.station.ports import Analysis, EnrolmentDraft, QueueStatus
 
@@ -260,6 +266,9 @@ class OutboxSink:
             self.outbox.enqueue(draft.enrolment_id, envelope, meta=meta)
         except BacklogFull as exc:
             raise QueueFullError("backlog_full", exc.message_fr) from exc
+        except OutboxStorageError as exc:
+            # Rolled back: the session stays at its summary and the agent may confirm again.
+            raise QueueFullError("storage_error", exc.message_fr) from exc
         except DuplicateEnrolmentError:
             return
         if self._on_enqueued is not None:
@@ -270,6 +279,8 @@ class OutboxSink:
             self.outbox.check_admission()
         except BacklogFull as exc:
             raise QueueFullError("backlog_full", exc.message_fr) from exc
+        except OutboxStorageError as exc:
+            raise QueueFullError("storage_error", exc.message_fr) from exc
 
     def status(self) -> QueueStatus:
         stats = self.outbox.stats()

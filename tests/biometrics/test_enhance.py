@@ -7,8 +7,7 @@ import pytest
 
 from edge.biometrics.blocks import block_field, block_spectra
 from edge.biometrics.enhance import enhance
-
-from ._images import parallel_ridges
+from tests.fixtures.biometrics import parallel_ridges
 
 
 def _interior(a: np.ndarray) -> np.ndarray:
@@ -41,7 +40,8 @@ def test_enhancement_restores_noisy_ridges() -> None:
     noisy = signal + rng.normal(0.0, 150.0, signal.shape).astype(np.float32)
     spectra = block_spectra(noisy)
     out = enhance(spectra, block_field(spectra))
-    assert out.shape == noisy.shape and out.dtype == np.float32
+    assert out.shape == noisy.shape
+    assert out.dtype == np.float32
 
     def corr(a: np.ndarray) -> float:
         return float(np.corrcoef(a[16:-16, 16:-16].ravel(), signal[16:-16, 16:-16].ravel())[0, 1])

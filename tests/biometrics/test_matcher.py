@@ -13,14 +13,14 @@ from edge.biometrics import (
     FingerTemplate,
     InvalidTemplate,
     Minutia,
+    MinutiaKind,
     compare,
     compare_prepared,
     extract,
     is_match,
     prepare,
 )
-
-from ._images import FVC_DPI, fvc_image
+from tests.fixtures.biometrics import FVC_DPI, fvc_image
 
 # Genuine pairs from three sensors; impostors are the first impressions of other fingers.
 _NAMES = [
@@ -121,7 +121,7 @@ def test_empty_and_tiny_templates_score_zero(
     templates: dict[tuple[str, str], FingerTemplate],
 ) -> None:
     empty = FingerTemplate(width=300, height=300, dpi=500.0, minutiae=())
-    lone = dataclasses.replace(empty, minutiae=(Minutia(10, 10, 0.0, 1),))
+    lone = dataclasses.replace(empty, minutiae=(Minutia(10, 10, 0.0, MinutiaKind.ENDING),))
     real = templates["db1_b", "101_1"]
     for t in (empty, lone):
         assert compare(t, real) == 0.0

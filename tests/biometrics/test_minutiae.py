@@ -15,8 +15,7 @@ from edge.biometrics.minutiae import (
     crossing_numbers,
     remove_false_minutiae,
 )
-
-from ._images import fork, parallel_ridges
+from tests.fixtures.biometrics import fork, parallel_ridges
 
 
 def _angle_error(a: float, b: float) -> float:

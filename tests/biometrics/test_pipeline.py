@@ -18,8 +18,7 @@ from edge.biometrics import (
     NoFingerprint,
     extract,
 )
-
-from ._images import FVC_DPI, fvc_image
+from tests.fixtures.biometrics import FVC_DPI, fvc_image
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +32,19 @@ def test_extract_real_image(db1_image: np.ndarray) -> None:
     assert 15 <= len(found.minutiae) <= 120
     rows, cols = db1_image.shape
     for m in found.minutiae:
-        assert 0 <= m.x < cols and 0 <= m.y < rows
+        assert 0 <= m.x < cols
+        assert 0 <= m.y < rows
         assert 0.0 <= m.angle < 2 * np.pi
         assert m.kind in (MinutiaKind.ENDING, MinutiaKind.BIFURCATION)
         # Minutiae lie on the finger, not on the white background of the optical sensor.
         assert db1_image[max(m.y - 8, 0) : m.y + 9, max(m.x - 8, 0) : m.x + 9].min() < 128
     t = found.template
     assert (t.width, t.height, t.dpi) == (cols, rows, 500.0)
-    assert t.minutiae == found.minutiae and t.position == FingerPosition.UNKNOWN
+    assert t.minutiae == found.minutiae
+    assert t.position == FingerPosition.UNKNOWN
     assert t.quality == found.quality.score
-    assert found.mask.shape == db1_image.shape and found.mask.mean() > 0.2
+    assert found.mask.shape == db1_image.shape
+    assert found.mask.mean() > 0.2
     assert dataclasses.replace(t, position=FingerPosition.RIGHT_INDEX).minutiae == t.minutiae
 
 
@@ -50,7 +52,10 @@ def test_resolution_is_honoured(shared_data: Path) -> None:
     image = fvc_image(shared_data, "db2_b", "101_1")
     found = extract(image, dpi=FVC_DPI["db2_b"])
     assert found.scale == pytest.approx(500 / 569, rel=1e-3)
-    assert found.mask.shape == (round(image.shape[0] * found.scale), round(image.shape[1] * found.scale))
+    assert found.mask.shape == (
+        round(image.shape[0] * found.scale),
+        round(image.shape[1] * found.scale),
+    )
     assert all(0 <= m.x < image.shape[1] and 0 <= m.y < image.shape[0] for m in found.minutiae)
     # A ridge period of ~0.45 mm whatever the pixel size.
     assert 0.35 < found.quality.measures["ridge_period_mm"] < 0.6

@@ -9,8 +9,7 @@ import pytest
 from scipy import ndimage
 
 from edge.biometrics import ADVICE_FR, Advice, QualityReport, extract
-
-from ._images import fvc_image
+from tests.fixtures.biometrics import fvc_image
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +58,9 @@ def test_dark_flooded_image_gets_pressure_or_moisture_advice(good: np.ndarray) -
 def test_every_advice_has_french_text() -> None:
     assert set(ADVICE_FR) == set(Advice)
     for text in ADVICE_FR.values():
-        assert text and text[0].isupper() and text.endswith(".")
+        assert text
+        assert text[0].isupper()
+        assert text.endswith(".")
     report = QualityReport(score=10, advice=(Advice.CLEAN_SENSOR,))
     assert report.advice_fr == (ADVICE_FR[Advice.CLEAN_SENSOR],)
 
