@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import random
 import statistics
 import tempfile
@@ -152,11 +153,7 @@ async def _run(directory: Path, *, n: int, rpcs: int, window: int) -> dict[str, 
     for _ in range(n):
         pre = service.create_prerequest(sample_form())
         record, _ = realistic_record(rng)
-        records.append(
-            record.__class__(
-                **{**_fields(record), "prerequest_number": pre.number, "device_id": DEVICE}
-            )
-        )
+        records.append(dataclasses.replace(record, prerequest_number=pre.number, device_id=DEVICE))
     rpc_number = service.create_prerequest(sample_form()).number
     outbox = Outbox(directory / "outbox.db")
     results: dict[str, float] = {}
@@ -245,12 +242,6 @@ async def _run(directory: Path, *, n: int, rpcs: int, window: int) -> dict[str, 
         outbox.close()
         service.close()
     return results
-
-
-def _fields(record: object) -> dict[str, object]:
-    import dataclasses
-
-    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}  # type: ignore[arg-type]
 
 
 def main(argv: list[str]) -> None:

@@ -26,8 +26,10 @@ meanwhile), then recorded in the audit trail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -225,13 +227,20 @@ def run_retention(
     dry_run: bool = False,
     now: datetime | None = None,
     actor: str = audit_events.CENTRAL,
+    stop: threading.Event | None = None,
 ) -> RetentionRun:
-    """Plan, then (unless ``dry_run``) delete what is due; every deletion is audited."""
+    """Plan, then (unless ``dry_run``) delete what is due; every deletion is audited.
+
+    ``stop`` (set from another thread) ends the run between two deletions; the rest is left
+    for the next run and counted as skipped."""
     now = now if now is not None else service.now()
     actions = plan_retention(service, policy, now=now)
     done = skipped = 0
     if not dry_run:
         for action in actions:
+            if stop is not None and stop.is_set():
+                skipped += 1
+                continue
             if _execute(service, action, now=now):
                 done += 1
                 service.audit_event(
@@ -416,8 +425,17 @@ async def retention_loop(service: CentralService, policy: RetentionPolicy) -> No
     cancel to stop). A failed run is logged and retried at the next period."""
     period = policy.run_every_hours * 3600.0
     while True:
+        stop = threading.Event()
+        run = asyncio.ensure_future(asyncio.to_thread(run_retention, service, policy, stop=stop))
         try:
-            await asyncio.to_thread(run_retention, service, policy)
+            await asyncio.shield(run)
+        except asyncio.CancelledError:
+            # Shutdown: the run's thread cannot be cancelled; make it stop after the deletion
+            # in progress and wait for it, so the service is not closed under it.
+            stop.set()
+            with contextlib.suppress(Exception):
+                await run
+            raise
         except Exception:
             log.exception("retention run failed")
         await asyncio.sleep(period)  # a schedule, not a synchronisation

@@ -1,11 +1,12 @@
 """``dr-edge audit verify``: check the DR's audit trail (hash chain and signed heads).
 
     dr-edge audit verify --config dr-edge.toml        # <state_dir>/audit.sqlite3
-    dr-edge audit verify --file /path/audit.sqlite3   # any audit file
+    dr-edge audit verify --file /path/audit.sqlite3 --public-key device-signing.pub
 
 Prints where the chain breaks (altered, removed or reordered entry, truncated tail) and exits
 1 when it does; 0 when intact; 2 when the file or the configuration cannot be read. Signed
-heads are checked against the device's Ed25519 key when the device bundle is configured.
+heads are checked against the device's Ed25519 key: the configured device bundle's, or the
+public key file given (``device-signing.pub`` in the bundle; central's registry holds it too).
 Entries are never printed (they name agents and sessions): only their sequence numbers.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from dr_contracts.audit import AuditLog, key_id
+from dr_contracts.keys import KeyFileError, load_ed25519_public_key
 
 __all__ = ["register"]
 
@@ -33,6 +35,9 @@ def register(subparsers: Any) -> None:
     verify = sub.add_parser("verify", help="check the hash chain and the signed heads")
     verify.add_argument("--config", default=None, help="TOML configuration (or $DR_EDGE_CONFIG)")
     verify.add_argument("--file", type=Path, default=None, help="audit file (default: state dir)")
+    verify.add_argument(
+        "--public-key", type=Path, default=None, help="device's Ed25519 public key (PEM)"
+    )
     verify.add_argument("--json", action="store_true", help="print JSON")
     verify.set_defaults(func=_verify)
 
@@ -41,6 +46,9 @@ def _targets(args: argparse.Namespace) -> tuple[Path, dict[str, Ed25519PublicKey
     from edge.config import load_config
 
     keys: dict[str, Ed25519PublicKey] = {}
+    if args.public_key is not None:
+        public = load_ed25519_public_key(args.public_key)
+        keys[key_id(public)] = public
     config_path = args.config or os.environ.get("DR_EDGE_CONFIG")
     if args.file is not None and config_path is None:
         return args.file, keys
@@ -57,7 +65,7 @@ def _targets(args: argparse.Namespace) -> tuple[Path, dict[str, Ed25519PublicKey
 def _verify(args: argparse.Namespace) -> int:
     try:
         path, keys = _targets(args)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyFileError) as exc:
         print(f"Configuration illisible : {exc}")
         return 2
     if not path.is_file():

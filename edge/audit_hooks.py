@@ -29,6 +29,7 @@ from typing import Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dr_contracts.audit import AuditLog, DetailValue
+from edge.config import EdgeConfig
 from edge.queue.async_outbox import AsyncOutbox
 from edge.queue.outbox import Outbox
 
@@ -39,6 +40,21 @@ SENT: Final = "enrolment_sent"
 ACKED: Final = "payload_deleted_on_ack"
 REJECTED: Final = "payload_deleted_on_rejection"
 RECEIPTS_PURGED: Final = "receipts_purged"
+
+
+def device_audit_signer(config: EdgeConfig) -> Ed25519PrivateKey | None:
+    """The device's Ed25519 key from its bundle, to sign the audit chain's head; None when
+    the device is not provisioned yet (the chain is then only hash-linked)."""
+    if config.device.bundle_dir is None:
+        return None
+    from edge.station.bundle import load_bundle
+
+    try:
+        bundle = load_bundle(config.device.bundle_dir, device_id=config.device.id)
+    except Exception as exc:  # noqa: BLE001  (a bad bundle is reported where it is used)
+        log.warning("audit head signing off: device bundle unreadable (%s)", type(exc).__name__)
+        return None
+    return bundle.signing_key.private_key
 
 
 class OutboxAudit:
@@ -133,4 +149,4 @@ class AuditedOutbox(AsyncOutbox):
         return await asyncio.to_thread(run)
 
 
-__all__ = ["AuditedOutbox", "OutboxAudit"]
+__all__ = ["AuditedOutbox", "OutboxAudit", "device_audit_signer"]

@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from dr_contracts.audit import AuditLog
+from edge.audit_hooks import device_audit_signer
 from edge.config import EdgeConfig
 from edge.console.app import create_app
 from edge.sdnotify import SystemdNotifier, feed_watchdog, watchdog_interval
@@ -72,7 +73,8 @@ def open_local(config: EdgeConfig, *, clock: Callable[[], datetime] = utc_now) -
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     vault = Vault.load_or_create(state_dir / "state.key")
     store = StationStore(config.station_db, vault=vault)
-    audit = AuditLog(state_dir / "audit.sqlite3")
+    # Head signed with the device key (privacy): a cut-off tail is detected by verification.
+    audit = AuditLog(state_dir / "audit.sqlite3", signer=device_audit_signer(config))
     policy = config.policy
     agents = AgentDirectory(
         store,

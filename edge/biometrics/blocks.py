@@ -53,7 +53,7 @@ def _taper() -> NDArray[np.float32]:
     return np.outer(t, t)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class BlockSpectra:
     """Spectra of the overlapping windows of an image.
 
@@ -69,7 +69,7 @@ class BlockSpectra:
     shape: tuple[int, int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class BlockField:
     """Ridge measures per block.
 

@@ -15,6 +15,7 @@ from functools import cache
 import numpy as np
 import scipy.fft
 from numpy.typing import NDArray
+from scipy import ndimage
 
 from .blocks import WINDOW, BlockField, BlockSpectra, _spectral_grid, _taper, overlap_add
 
@@ -32,7 +33,9 @@ def _doubled_wave_angle() -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     return np.cos(2 * angle).astype(np.float32), np.sin(2 * angle).astype(np.float32)
 
 
-def enhance(spectra: BlockSpectra, field: BlockField) -> NDArray[np.float32]:
+def enhance(
+    spectra: BlockSpectra, field: BlockField, *, where: NDArray[np.bool_] | None = None
+) -> NDArray[np.float32]:
     """Filter every block along its ridges and reassemble the image.
 
     Parameters
@@ -41,6 +44,9 @@ def enhance(spectra: BlockSpectra, field: BlockField) -> NDArray[np.float32]:
         Spectra of an image, from :func:`.blocks.block_spectra`.
     field : BlockField
         Orientation, coherence and frequency of the same blocks.
+    where : (R, C) ndarray of bool, optional
+        Blocks to enhance (the foreground); the image is zero where neither a block nor any
+        of its 8 neighbours is selected (windows overlap). Default: every block.
 
     Returns
     -------
@@ -49,24 +55,31 @@ def enhance(spectra: BlockSpectra, field: BlockField) -> NDArray[np.float32]:
     """
     radius, _, _ = _spectral_grid()
     cos2, sin2 = _doubled_wave_angle()
-    f0 = field.frequency[..., None, None]
+    grid = field.frequency.shape
+    if where is None:
+        selected = np.ones(grid, dtype=bool)
+    else:
+        selected = ndimage.binary_dilation(where, structure=np.ones((3, 3), dtype=bool))
+    index = np.nonzero(selected)
+    f0 = field.frequency[index][:, None, None]
     radial = np.exp(np.float32(-0.5) * ((radius - f0) / (np.float32(_RADIAL_BANDWIDTH) * f0)) ** 2)
     # Angular window on the doubled angle (a real image's spectrum is point-symmetric, so
     # directions are taken modulo pi): with delta the angle between a bin's wave vector and
     # the ridge normal, cos(2 delta) comes from one product, without wrapping angles, and
     # the window is a smooth bump of cos(2 delta) that vanishes at delta = half-width.
-    normal2 = 2 * field.orientation + np.float32(np.pi)  # doubled ridge normal
+    normal2 = 2 * field.orientation[index] + np.float32(np.pi)  # doubled ridge normal
     cos_d = np.cos(normal2)[..., None, None] * cos2 + np.sin(normal2)[..., None, None] * sin2
     half_width = (
         _MIN_ANGULAR_HALF_WIDTH
-        + (_MAX_ANGULAR_HALF_WIDTH - _MIN_ANGULAR_HALF_WIDTH) * (1.0 - field.coherence) ** 2
+        + (_MAX_ANGULAR_HALF_WIDTH - _MIN_ANGULAR_HALF_WIDTH) * (1.0 - field.coherence[index]) ** 2
     )
     edge = np.cos(2 * half_width).astype(np.float32)[..., None, None]
     angular = np.clip((cos_d - edge) / (1.0 - edge), 0.0, None) ** 2
-    spec = spectra.spectra
+    spec = spectra.spectra[index]
     # The spectrum's own magnitude to the power 1/4 favours the ridge peak over noise.
     magnitude = np.sqrt(np.sqrt(spec.real**2 + spec.imag**2))
     gain = radial * angular * magnitude
     filtered = scipy.fft.irfft2(spec * gain, s=(WINDOW, WINDOW), workers=1)
-    blocks = filtered.astype(np.float32, copy=False) * _taper()
+    blocks = np.zeros((*grid, WINDOW, WINDOW), dtype=np.float32)
+    blocks[index] = filtered.astype(np.float32, copy=False) * _taper()
     return overlap_add(blocks, spectra.shape)

@@ -15,6 +15,7 @@ pixels: every template is scaled from its own resolution first.
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -285,24 +286,33 @@ def compare_prepared(a: PreparedTemplate, b: PreparedTemplate) -> float:
     return float(lam[best].mean())
 
 
-MATCH_THRESHOLD = 0.25
-"""Score at or above which two templates are taken to be of the same finger.
+MATCH_THRESHOLD = 0.040
+"""Score at or above which two templates are taken to be of the same finger: FMR = 0.01 %.
 
-Chosen to give a false match rate of 0.01 % (see the module documentation)."""
+Calibrated on the 11,520 impostor pairs of FVC2002 DB1-DB4 B (every two impressions of
+different fingers of the same sensor): the upper tail of the impostor scores (top 1-5 %) is
+fitted with an exponential (peaks over threshold) and extrapolated to a false match rate of
+1e-4, which gives 0.040 whichever tail fraction is fitted (empirically, 1 of the 11,520
+impostor pairs scores above it). At this threshold the FVC2002 genuine pairs are rejected
+about 10 % of the time; an application that can afford FMR = 0.1 % may use 0.034 (FNMR about 7 %).
+"""
 
 _CACHE_SIZE = 256
 _cache: OrderedDict[FingerTemplate, PreparedTemplate] = OrderedDict()
+_cache_lock = threading.Lock()  # extraction and matching may run in worker threads
 
 
 def _prepared(t: FingerTemplate) -> PreparedTemplate:
-    hit = _cache.get(t)
-    if hit is not None:
-        _cache.move_to_end(t)
-        return hit
+    with _cache_lock:
+        hit = _cache.get(t)
+        if hit is not None:
+            _cache.move_to_end(t)
+            return hit
     prepared = prepare(t)
-    _cache[t] = prepared
-    if len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
+    with _cache_lock:
+        _cache[t] = prepared
+        if len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
     return prepared
 
 

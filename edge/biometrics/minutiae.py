@@ -20,11 +20,15 @@ from .blocks import sample_orientation
 ENDING = 1
 BIFURCATION = 3
 
+# False-minutiae rules (see remove_false_minutiae), in ridge periods.
+_BORDER_PERIODS = 1.0
+_CROWD = 3
+
 # Offsets of the 8 neighbours in cyclic order (row, col), for the crossing number.
 _RING = np.array([(-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1)])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class RawMinutiae:
     """Minutiae candidates in working pixels.
 
@@ -160,7 +164,7 @@ def remove_false_minutiae(
     """
     if len(raw) == 0:
         return raw
-    keep = border_distance >= period
+    keep = border_distance >= _BORDER_PERIODS * period
     delta = raw.rc[:, None, :] - raw.rc[None, :, :]
     dist = np.hypot(delta[..., 0], delta[..., 1])
     np.fill_diagonal(dist, np.inf)
@@ -176,7 +180,7 @@ def remove_false_minutiae(
     breaks = both_ends & facing & along & (dist < 2.0 * period)
     keep &= ~(breaks.any(axis=1) | breaks.any(axis=0))
     crowd = (dist < 2.0 * period).sum(axis=1)
-    keep &= crowd < 3
+    keep &= crowd < _CROWD
     return raw.take(keep)
 
 

@@ -28,7 +28,7 @@ from .types import FingerTemplate, Minutia, MinutiaKind
 _MIN_FOREGROUND_MM2 = 16.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Extraction:
     """Everything the extractor found in one image.
 
@@ -117,7 +117,7 @@ def extract(image: NDArray[np.uint8], *, dpi: float) -> Extraction:
             reason="no_ridges",
             value=area_mm2,
         )
-    enhanced = enhance(spectra, field)
+    enhanced = enhance(spectra, field, where=blocks_fg)
     ridges = (enhanced > 0) & mask
     skeleton: NDArray[np.bool_] = skeletonize(ridges)  # type: ignore[no-untyped-call]
     period = float(1.0 / np.median(field.frequency[blocks_fg]))

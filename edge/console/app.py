@@ -197,8 +197,15 @@ async def documents(request: web.Request) -> web.StreamResponse:
     checked = data.get("checked", [])
     if not isinstance(checked, list) or not all(isinstance(c, str) for c in checked):
         raise StationError("bad_request", "Champ checked invalide.")
+    erase_images = data.get("erase_images", False)
+    if not isinstance(erase_images, bool):
+        raise StationError("bad_request", "Champ erase_images invalide.")
     view = await request.app[STATION_KEY].documents(
-        request.match_info["sid"], agent, checked=checked, stamp=_str(data, "stamp")
+        request.match_info["sid"],
+        agent,
+        checked=checked,
+        stamp=_str(data, "stamp"),
+        erase_images=erase_images,
     )
     return web.json_response(view)
 

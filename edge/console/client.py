@@ -77,11 +77,10 @@ class ConsoleClient:
         return result
 
     def documents(
-        self, sid: str, *, checked: list[str], stamp: str | None = None
+        self, sid: str, *, checked: list[str], stamp: str | None = None, erase_images: bool = False
     ) -> dict[str, Any]:
-        result: dict[str, Any] = self.request(
-            "POST", f"/api/sessions/{sid}/documents", {"checked": checked, "stamp": stamp}
-        )
+        body = {"checked": checked, "stamp": stamp, "erase_images": erase_images}
+        result: dict[str, Any] = self.request("POST", f"/api/sessions/{sid}/documents", body)
         return result
 
     def capture(self, sid: str) -> dict[str, Any]:

@@ -231,6 +231,7 @@ def build_record(draft: EnrolmentDraft) -> EnrolmentRecord:
         documents=frozenset(DocumentKind(d) for d in draft.documents),
         tax_stamp_number=draft.stamp_number,
         request_number=draft.request_number,
+        erase_images_after_decision=draft.erase_images,
     )
 
 

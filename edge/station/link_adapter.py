@@ -15,12 +15,14 @@ from datetime import date, datetime
 from typing import Any
 
 from dr_contracts.rejections import Rejection, RejectionCode
+from edge.audit_cli import AUDIT_FILE
+from edge.audit_hooks import AuditedOutbox, OutboxAudit
 from edge.biometrics.types import FingerTemplate
 from edge.config import EdgeConfig
 from edge.link.client import EdgeLink
 from edge.link.errors import LinkError, LinkUnavailableError, RpcRejectedError
 from edge.link.settings import LinkSettings
-from edge.queue import AsyncOutbox, Outbox
+from edge.queue import Outbox
 from edge.queue.backoff import Backoff
 from edge.station.bundle import DeviceBundle
 from edge.station.errors import (
@@ -78,7 +80,14 @@ class LinkCentral:
             settings,
             signing_key=bundle.signing_key,
             central_key=bundle.central_signing_key,
-            outbox=AsyncOutbox(outbox),
+            # Sent, acknowledged (payload deleted), refused: audited (privacy, issue 10).
+            outbox=AuditedOutbox(
+                outbox,
+                audit=OutboxAudit(
+                    config.device.state_dir / AUDIT_FILE,
+                    signer=bundle.signing_key.private_key,
+                ),
+            ),
             on_rejection=lambda eid, rej: holder[0]._on_rejection(eid, rej),
             on_acked=lambda eid, number: holder[0]._on_acked(eid, number),
             sensor_state=sensor_state,

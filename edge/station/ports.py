@@ -170,6 +170,7 @@ class EnrolmentDraft:
     stamp_number: str | None
     request_number: str
     extra: dict[str, str] = field(default_factory=dict)
+    erase_images: bool = False  # the applicant's choice (décret 2021-279, art. 4-3 I bis)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -403,7 +403,10 @@ class Station:
         *,
         checked: list[str],
         stamp: str | None = None,
+        erase_images: bool = False,
     ) -> dict[str, Any]:
+        """``erase_images``: the applicant asks for the full fingerprint images to be erased
+        90 days after the card is issued or refused (décret 2021-279, art. 4-3 I bis)."""
         async with self._session(session_id, agent_id) as row:
             self._require(row, Step.DOCUMENTS)
             missing = [d for d in REQUIRED_DOCUMENTS if d not in checked]
@@ -443,13 +446,18 @@ class Station:
             data["documents"] = dict.fromkeys(checked, True)
             data["stamp"] = stamp_number
             data["stamp_checked"] = stamp_checked
+            data["erase_images"] = bool(erase_images)
             plan = FingerPlan.from_json(data["fingers"])
             new = self._save(row, Step.SUMMARY if plan.complete else Step.FINGERS, data)
             self._audit.append(
                 "documents_checked",
                 actor=agent_id,
                 subject=session_id,
-                details={"stamp": stamp_number is not None, "stamp_checked": stamp_checked},
+                details={
+                    "stamp": stamp_number is not None,
+                    "stamp_checked": stamp_checked,
+                    "erase_images": bool(erase_images),
+                },
             )
         return self.view(new)
 
@@ -698,6 +706,7 @@ class Station:
             documents=docs,
             stamp_number=data.get("stamp"),
             request_number=data["request_number"],
+            erase_images=bool(data.get("erase_images", False)),
         )
 
     # -- restart ----------------------------------------------------------------------------

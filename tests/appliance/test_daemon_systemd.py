@@ -89,9 +89,9 @@ def write_config(world: StationWorld) -> Path:
 class Notifications:
     sock: socket.socket
 
-    async def next(self, *, timeout: float = WAIT_S) -> dict[str, str]:
+    async def next(self, *, within: float = WAIT_S) -> dict[str, str]:
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             data = await loop.sock_recv(self.sock, 4096)
         return dict(line.split("=", 1) for line in data.decode().splitlines())
 
@@ -177,7 +177,7 @@ async def test_a_hung_event_loop_stops_the_watchdog(daemon: DaemonProcess) -> No
     daemon.proc.send_signal(signal.SIGUSR1)
     await daemon.notify.until("STATUS", "hung")
     with pytest.raises(TimeoutError):
-        await daemon.notify.next(timeout=QUIET_S)
+        await daemon.notify.next(within=QUIET_S)
     assert daemon.proc.returncode is None  # hung, not dead: systemd's watchdog kills it
 
 

@@ -43,10 +43,12 @@ class Child:
     _reader: asyncio.Task[None] | None = None
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     starts: int = 0
+    run_mark: int = 0  # index of the first line printed by the current run
 
     async def start(self) -> None:
         assert self.process is None or self.process.returncode is not None
         self.starts += 1
+        self.run_mark = len(self.lines)
         log = self.log_path.open("ab")
         try:
             self.process = await asyncio.create_subprocess_exec(
@@ -114,8 +116,8 @@ class Child:
 
 
 def _new_line(child: Child, text: str) -> Callable[[list[str]], bool]:
-    """A predicate: ``text`` printed by ``child`` from now on (not in an earlier run)."""
-    mark = len(child.lines)
+    """A predicate: ``text`` printed by the current run of ``child`` (not an earlier one)."""
+    mark = child.run_mark
     return lambda lines: text in lines[mark:]
 
 

@@ -24,7 +24,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dr_contracts.audit import AuditLog
 from edge.biometrics.types import FingerPosition
+from edge.cli import main as edge_main
 from tests.station.conftest import StationWorld
 from tests.station.test_e2e_workflow import scan_and_recall
 
@@ -64,6 +66,23 @@ def _scan(paths: list[Path], needles: dict[str, list[bytes]]) -> list[str]:
         if b"\x89PNG\r\n\x1a\n" in data:
             hits.append(f"{path.name}: a PNG image")
     return hits
+
+
+def _edge_audit(world: StationWorld, number: str) -> set[str]:
+    """The DR's audit trail: intact (``dr-edge audit verify``, signed heads checked with the
+    device's key), without personal data; returns its event names."""
+    path = world.config.device.state_dir / "audit.sqlite3"
+    bundle = world.config.device.bundle_dir
+    assert bundle is not None
+    command = ["audit", "verify", "--file", str(path), "--public-key"]
+    assert edge_main([*command, str(bundle / "device-signing.pub")]) == 0
+    raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+    assert [w for w in PERSONAL if w.encode() in raw] == []
+    with AuditLog(path) as audit:
+        entries = list(audit.entries())
+    acked = [e for e in entries if e.event == "payload_deleted_on_ack"]
+    assert [e.details["request_number"] for e in acked] == [number]
+    return {e.event for e in entries}
 
 
 def _files(*directories: Path) -> list[Path]:
@@ -110,7 +129,9 @@ async def test_full_enrolment_leaves_no_clear_biometrics(
         await world.start_daemon()
         s = await world.call("start")
         view = await scan_and_recall(world, s["id"], world.qr(pre.number))
-        view = await world.call("documents", s["id"], checked=["photo", "proof_of_address"])
+        view = await world.call(
+            "documents", s["id"], checked=["photo", "proof_of_address"], erase_images=True
+        )
         view = await world.capture_until(s["id"])
         assert view["step"] == "summary"
         view = await world.call("confirm", s["id"])
@@ -120,6 +141,7 @@ async def test_full_enrolment_leaves_no_clear_biometrics(
             await received.wait()  # the link publishes its state and telemetry on connecting
         state_dir = world.config.device.state_dir
         record = world.service.enrolment_record(number)
+        assert record.erase_images_after_decision  # the applicant's choice reached central
         needles: dict[str, list[bytes]] = {}
         for finger in record.captured_fingers:
             assert finger.template is not None
@@ -140,6 +162,9 @@ async def test_full_enrolment_leaves_no_clear_biometrics(
 
         await world.stop_daemon()
         assert _scan(_files(state_dir, temp_dir), needles) == []
+        audit_events = _edge_audit(world, number)
+        assert {"finger_capture", "enrolment_queued", "enrolment_sent"} <= audit_events
+        assert "payload_deleted_on_ack" in audit_events
     finally:
         collector.cancel()
         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):

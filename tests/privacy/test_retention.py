@@ -202,3 +202,51 @@ def test_ingest_records_the_applicants_choice(audited_kit: AuditedKit) -> None:
     rows = dict(_rows(service, "SELECT enrolment_id, erase_images FROM retention"))
     assert rows == {asked.record.enrolment_id: 1, not_asked.record.enrolment_id: 0}
     assert service.enrolment_record(asked.number).erase_images_after_decision is True
+
+
+async def test_periodic_job_runs_at_start_and_stops_cleanly(
+    audited_kit: AuditedKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import contextlib
+    import threading
+
+    import central.retention as retention
+
+    kit, service = audited_kit.kit, audited_kit.kit.service
+    refused = audited_kit.ingest(stage=Stage.REJECTED)
+    kit.clock.advance(timedelta(days=201))
+    finished = threading.Event()
+    real = retention.run_retention
+
+    def observed(*args: Any, **kwargs: Any) -> retention.RetentionRun:
+        try:
+            return real(*args, **kwargs)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(retention, "run_retention", observed)
+    task = asyncio.create_task(retention.retention_loop(service, POLICY))
+    try:
+        assert await asyncio.to_thread(finished.wait, 60)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    status = service.request_status(refused.number)
+    assert isinstance(status, Rejection)
+    assert status.code is RejectionCode.NUMBER_UNKNOWN
+
+
+def test_stop_flag_ends_a_run_between_deletions(audited_kit: AuditedKit) -> None:
+    import threading
+
+    kit, service = audited_kit.kit, audited_kit.kit.service
+    for _ in range(2):
+        audited_kit.ingest(stage=Stage.REJECTED)
+    kit.clock.advance(timedelta(days=201))
+    stop = threading.Event()
+    stop.set()
+    run = run_retention(service, POLICY, stop=stop)
+    assert (len(run.actions), run.done, run.skipped) == (2, 0, 2)
+    assert run_retention(service, POLICY).done == 2

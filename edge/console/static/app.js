@@ -206,7 +206,7 @@ $("scan-qr").addEventListener("click", action(async () => {
 }));
 $("documents-form").addEventListener("submit", action(async () => {
   const checked = [...document.querySelectorAll("#documents-list input:checked")].map((c) => c.value);
-  render(await api("POST", "/api/sessions/" + current.id + "/documents", { checked, stamp: $("stamp").value || null }));
+  render(await api("POST", "/api/sessions/" + current.id + "/documents", { checked, stamp: $("stamp").value || null, erase_images: $("erase-images").checked }));
 }));
 $("capture").addEventListener("click", action(async () => {
   say("Capture en cours : posez le doigt sur le capteur…", "info");
