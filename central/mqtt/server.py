@@ -109,6 +109,8 @@ class CentralLink:
             timeout=settings.connect_timeout_s,
             logger=logging.getLogger(f"{__name__}.mqtt"),
         )
+        # Up to `workers` handlers and `max_batch` acks publish at once, by design.
+        self._client.pending_calls_threshold = settings.workers + settings.max_batch + 10
 
     # -- public -------------------------------------------------------------------------------
     @property

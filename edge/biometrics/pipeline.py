@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from skimage.morphology import skeletonize
 
-from .blocks import block_field, block_spectra, sample_blocks
+from .blocks import STEP, block_field, block_spectra, sample_blocks
 from .enhance import enhance
 from .errors import NoFingerprint
 from .minutiae import BIFURCATION, RawMinutiae, detect, distance_to_background
@@ -119,14 +119,13 @@ def extract(image: NDArray[np.uint8], *, dpi: float) -> Extraction:
         )
     enhanced = enhance(spectra, field, where=blocks_fg)
     ridges = (enhanced > 0) & mask
-    skeleton: NDArray[np.bool_] = skeletonize(ridges)  # type: ignore[no-untyped-call]
+    skeleton = _thin(ridges, mask)
     period = float(1.0 / np.median(field.frequency[blocks_fg]))
     raw = detect(skeleton, ridges, field.orientation, period=period)
-    border_map = distance_to_background(mask)
-    border = border_map[raw.rc[:, 0].astype(np.intp), raw.rc[:, 1].astype(np.intp)]
+    border = distance_to_background(blocks_fg, raw.rc, step=STEP, shape=grey.shape)
     kept = _remove_false(raw, period=period, border_distance=border)
     band_share = field.energy / (field.total_energy + np.float32(1e-6))
-    kept_border = border_map[kept.rc[:, 0].astype(np.intp), kept.rc[:, 1].astype(np.intp)]
+    kept_border = distance_to_background(blocks_fg, kept.rc, step=STEP, shape=grey.shape)
     reliability = _minutia_reliability(
         kept, coherence=field.coherence, band_share=band_share, border=kept_border, period=period
     )
@@ -160,6 +159,15 @@ def extract(image: NDArray[np.uint8], *, dpi: float) -> Extraction:
         enhanced=enhanced,
         skeleton=skeleton,
     )
+
+
+def _thin(ridges: NDArray[np.bool_], mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Skeleton of the ridges, thinned only within the bounding box of the foreground."""
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    skeleton = np.zeros_like(ridges)
+    skeleton[box] = skeletonize(ridges[box])  # type: ignore[no-untyped-call]
+    return skeleton
 
 
 def _to_minutiae(

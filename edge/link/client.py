@@ -106,6 +106,18 @@ def _properties(packet: int, **values: Any) -> Properties:
     return properties
 
 
+def _reraise_swallowed_cancel() -> None:
+    """Re-raises a cancellation that an aiomqtt call dropped.
+
+    aiomqtt awaits with :func:`asyncio.wait_for`, which on Python 3.11 returns the result and
+    loses the cancellation when both happen at once (CPython gh-86296). The task would then
+    run on, its TaskGroup would wait for it for ever, and the daemon would hang on SIGTERM.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class EdgeLink:
     """The device side of the MQTT link. Create once; ``await run()`` in a TaskGroup."""
 
@@ -144,6 +156,8 @@ class EdgeLink:
             leaf: topics.device_topic(self.device_id, leaf) for leaf in topics.DEVICE_LEAVES
         }
         self._client = self._make_client()
+        # aiomqtt warns beyond 10 concurrent publishes; our window allows more, by design.
+        self._client.pending_calls_threshold = settings.inflight_window + 10
 
     # -- construction -------------------------------------------------------------------------
     def _now_ms(self) -> int:
@@ -268,6 +282,7 @@ class EdgeLink:
         await client.subscribe(self._topic[topics.RPC_REPLY], qos=1)
         await client.subscribe(self._topic[topics.ACKS], qos=1)
         await client.publish(self._topic[topics.STATE], self._state("online"), qos=1, retain=True)
+        _reraise_swallowed_cancel()
         self._inflight.clear()  # unacked rows come back from the outbox when due
         self._connected.set()
         self._wake.set()
@@ -434,6 +449,7 @@ class EdgeLink:
         window = self.settings.inflight_window
         while True:
             self._wake.clear()
+            self._expire_inflight(outbox)
             free = window - len(self._inflight)
             rows = await outbox.next_due(limit=free) if free > 0 else []
             if rows:
@@ -445,8 +461,22 @@ class EdgeLink:
                 continue
             await self._idle(outbox, window_full=free <= 0)
 
+    def _expire_inflight(self, outbox: AsyncOutbox) -> None:
+        """Free the slots of rows whose ack is overdue: the outbox makes them due again.
+
+        Without this, acks lost with a crashed central or broker would hold the window
+        full forever and nothing would be sent again.
+        """
+        horizon = self._clock() - outbox.sync.limits.ack_timeout_s
+        for enrolment_id, sent_at in list(self._inflight.items()):
+            if sent_at <= horizon:
+                del self._inflight[enrolment_id]
+
     async def _idle(self, outbox: AsyncOutbox, *, window_full: bool) -> None:
         timeout = self.settings.idle_poll_s
+        if window_full and self._inflight:
+            overdue_at = min(self._inflight.values()) + outbox.sync.limits.ack_timeout_s
+            timeout = min(timeout, max(0.0, overdue_at - self._clock()))
         if not window_full:
             due_at = await outbox.next_due_at()
             if due_at is not None:
@@ -469,6 +499,7 @@ class EdgeLink:
         self._inflight[row.enrolment_id] = self._clock()
         try:
             await self._client.publish(self._topic[topics.ENROLMENTS], row.envelope, qos=1)
+            _reraise_swallowed_cancel()
         except aiomqtt.MqttError as exc:
             self._inflight.pop(row.enrolment_id, None)
             await outbox.mark_failed(row.enrolment_id, f"publish failed: {exc}")
@@ -492,4 +523,5 @@ class EdgeLink:
             await self._client.publish(
                 self._topic[topics.TELEMETRY], self._sign(body, recipient=CENTRAL), qos=1
             )
+            _reraise_swallowed_cancel()
             await asyncio.sleep(self.settings.telemetry_interval_s)  # the period, by design

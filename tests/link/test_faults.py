@@ -230,3 +230,17 @@ async def test_telemetry_and_state_reach_the_fleet_summary(world: LinkWorld) -> 
                 if entry.get("status") == "online" and "queue_depth" in entry:
                     break
     assert central.handled["telemetry"] >= 1
+
+
+async def test_lost_acks_do_not_block_the_window(world: LinkWorld) -> None:
+    """Acks lost (central down after the broker took the enrolments) free their slots later."""
+    device = world.device(A, inflight_window=2, ack_timeout_s=1.0)
+    async with world.broker.client("central") as black_hole:
+        await black_hole.subscribe(topics.device_topic(A, topics.ENROLMENTS), qos=1)
+        async with running(device.link):
+            world.enqueue(device, 4)
+            for _ in range(2):  # the window's worth, swallowed without an answer
+                await _next(black_hole)
+            async with running(world.central_link()):
+                await device.wait_acked(4)
+    assert len(set(device.acked.values())) == 4
