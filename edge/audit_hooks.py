@@ -140,13 +140,14 @@ class AuditedOutbox(AsyncOutbox):
         return await asyncio.to_thread(run)
 
     async def purge_expired_receipts(self) -> int:
-        def run() -> int:
-            count = self.sync.purge_expired_receipts()
-            if count:
-                self.audit.record(RECEIPTS_PURGED, subject="outbox", details={"count": count})
-            return count
+        return await asyncio.to_thread(self.purge_expired_receipts_sync)
 
-        return await asyncio.to_thread(run)
+    def purge_expired_receipts_sync(self) -> int:
+        """The purge, audited, in the calling thread (the daemon's daily housekeeping)."""
+        count = self.sync.purge_expired_receipts()
+        if count:
+            self.audit.record(RECEIPTS_PURGED, subject="outbox", details={"count": count})
+        return count
 
 
 __all__ = ["AuditedOutbox", "OutboxAudit", "device_audit_signer"]

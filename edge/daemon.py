@@ -164,6 +164,18 @@ async def _announce_link(station: Station, notifier: SystemdNotifier, url: str) 
     notifier.status(f"console {url}; link online")
 
 
+class _SyncPurge:
+    """``purge_expired_receipts()`` of an audited outbox, as :func:`_purge_receipts_daily`
+    calls it (in a worker thread)."""
+
+    def __init__(self, outbox: Any) -> None:
+        self._outbox = outbox
+
+    def purge_expired_receipts(self) -> int:
+        count: int = self._outbox.purge_expired_receipts_sync()
+        return count
+
+
 async def _purge_receipts_daily(outbox: Any) -> None:
     """Deletes the outbox's expired receipts (and truncates its WAL) once a day."""
     while True:
@@ -385,7 +397,14 @@ def build_wiring(config: EdgeConfig, bundle: DeviceBundle) -> Wiring:
         outbox.close()
 
     async def housekeeping() -> None:
-        await _purge_receipts_daily(outbox)
+        from edge.audit_hooks import AuditedOutbox, OutboxAudit
+
+        # Receipt purges are audited (privacy): purge_expired_receipts_sync does it.
+        audit = OutboxAudit(
+            config.device.state_dir / "audit.sqlite3", signer=bundle.signing_key.private_key
+        )
+        audited = AuditedOutbox(outbox, audit=audit)
+        await _purge_receipts_daily(_SyncPurge(audited))
 
     return Wiring(
         central=central,

@@ -96,7 +96,11 @@ class CentralLink:
         self._enrolments: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(
             maxsize=settings.max_batch * 2
         )
-        self._client = aiomqtt.Client(
+        self._client = self._make_client()
+
+    def _make_client(self) -> aiomqtt.Client:
+        settings = self.settings
+        client = aiomqtt.Client(
             settings.host,
             settings.port,
             identifier=settings.instance,
@@ -110,7 +114,8 @@ class CentralLink:
             logger=logging.getLogger(f"{__name__}.mqtt"),
         )
         # Up to `workers` handlers and `max_batch` acks publish at once, by design.
-        self._client.pending_calls_threshold = settings.workers + settings.max_batch + 10
+        client.pending_calls_threshold = settings.workers + settings.max_batch + 10
+        return client
 
     # -- public -------------------------------------------------------------------------------
     @property
@@ -141,13 +146,21 @@ class CentralLink:
         failures = 0
         while True:
             try:
-                async with self._client:
+                async with contextlib.AsyncExitStack() as stack:
+                    # Bounded: a reused aiomqtt client can be left unable to connect by a
+                    # connection that died badly (seen under SIGKILL chaos); then rebuild it.
+                    async with asyncio.timeout(self.settings.connect_timeout_s + 5):
+                        await stack.enter_async_context(self._client)
                     failures = 0
                     await self._serve()
+            except* TimeoutError:
+                logger.warning("central link: connection attempt hung; new client")
+                self._client = self._make_client()
             except* aiomqtt.MqttError as group:
                 logger.warning("central link: connection lost or refused: %s", group.exceptions[0])
             finally:
                 self._connected.clear()
+            self._client = self._make_client()  # see EdgeLink: no reuse after a failure
             failures += 1
             await asyncio.sleep(backoff.delay(failures, self._rng))  # backoff, not sync
 

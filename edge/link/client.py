@@ -112,6 +112,10 @@ def _reraise_swallowed_cancel() -> None:
     aiomqtt awaits with :func:`asyncio.wait_for`, which on Python 3.11 returns the result and
     loses the cancellation when both happen at once (CPython gh-86296). The task would then
     run on, its TaskGroup would wait for it for ever, and the daemon would hang on SIGTERM.
+
+    Only for leaf tasks (telemetry, one send): a task that runs a TaskGroup can keep a stale
+    cancellation count on 3.11 (the group cancels it when a child fails and never uncancels
+    it while waiting in ``__aexit__``), so there the count means nothing.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():
@@ -155,9 +159,7 @@ class EdgeLink:
         self._topic = {
             leaf: topics.device_topic(self.device_id, leaf) for leaf in topics.DEVICE_LEAVES
         }
-        self._client = self._make_client()
-        # aiomqtt warns beyond 10 concurrent publishes; our window allows more, by design.
-        self._client.pending_calls_threshold = settings.inflight_window + 10
+        self._client = self._fresh_client()
 
     # -- construction -------------------------------------------------------------------------
     def _now_ms(self) -> int:
@@ -180,6 +182,12 @@ class EdgeLink:
             version=self.settings.version,
         )
         return self._sign(body, recipient=BROADCAST)
+
+    def _fresh_client(self) -> aiomqtt.Client:
+        client = self._make_client()
+        # aiomqtt warns beyond 10 concurrent publishes; our window allows more, by design.
+        client.pending_calls_threshold = self.settings.inflight_window + 10
+        return client
 
     def _make_client(self) -> aiomqtt.Client:
         s = self.settings
@@ -251,7 +259,11 @@ class EdgeLink:
         failures = 0
         while True:
             try:
-                async with self._client:
+                async with contextlib.AsyncExitStack() as stack:
+                    # Bounded: a reused aiomqtt client can be left unable to connect by a
+                    # connection that died badly (seen under SIGKILL chaos); then rebuild it.
+                    async with asyncio.timeout(self.settings.connect_timeout_s + 5):
+                        await stack.enter_async_context(self._client)
                     failures = 0
                     self.counters.connects += 1
                     try:
@@ -259,6 +271,10 @@ class EdgeLink:
                     except asyncio.CancelledError:
                         await self._say_offline()
                         raise
+            except* TimeoutError:
+                self.counters.connection_failures += 1
+                logger.warning("link %s: connection attempt hung; new client", self.device_id)
+                self._client = self._fresh_client()
             except* aiomqtt.MqttError as group:
                 self.counters.connection_failures += 1
                 logger.warning(
@@ -272,6 +288,10 @@ class EdgeLink:
             finally:
                 self._connected.clear()
                 self._fail_pending()
+            # A fresh aiomqtt client per connection: reusing one after its connection died
+            # can leave paho registering a closed socket with the loop (EBADF) and the next
+            # connection stuck until its timeout (seen with broker restarts).
+            self._client = self._fresh_client()
             failures += 1
             delay = self.settings.reconnect.delay(failures, self._rng)
             logger.info("link %s: reconnecting in %.2f s", self.device_id, delay)
@@ -282,7 +302,6 @@ class EdgeLink:
         await client.subscribe(self._topic[topics.RPC_REPLY], qos=1)
         await client.subscribe(self._topic[topics.ACKS], qos=1)
         await client.publish(self._topic[topics.STATE], self._state("online"), qos=1, retain=True)
-        _reraise_swallowed_cancel()
         self._inflight.clear()  # unacked rows come back from the outbox when due
         self._connected.set()
         self._wake.set()

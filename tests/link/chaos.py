@@ -9,6 +9,7 @@ reads the outboxes and central's database to check the outcome.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import signal
@@ -28,6 +29,10 @@ from tests.link.procs import enrolment_id_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 240.0  # bound on any single wait in these tests (a failure when exceeded)
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -61,6 +66,7 @@ class Child:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
                 env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                preexec_fn=_die_with_parent,  # a killed test run leaves no child behind
             )
         finally:
             log.close()
@@ -215,8 +221,17 @@ class Fleet:
             await device.wait_for(_new_line(device, "IDLE"))
 
     async def stop(self) -> None:
+        """Stop every child, even if one of them misbehaves: none may outlive the test."""
+        failures: list[BaseException] = []
         for child in self.children:
-            await child.stop()
+            try:
+                await child.stop()
+            except BaseException as exc:
+                if child.process is not None and child.process.returncode is None:
+                    child.process.kill()
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     def outcome(self) -> Outcome:
         acked: dict[str, str] = {}
