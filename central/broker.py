@@ -294,7 +294,11 @@ class MosquittoBroker:
         d = self.directory
         d.mkdir(parents=True, exist_ok=True)
         (d / "data").mkdir(exist_ok=True)
-        self.ca_file.write_bytes(self.ca.cert_pem)
+        if not self.ca_file.exists() or self.ca_file.read_bytes() != self.ca.cert_pem:
+            # Atomic: clients may be reading it while the broker restarts.
+            tmp = self.ca_file.with_name(".ca.crt.tmp")
+            tmp.write_bytes(self.ca.cert_pem)
+            os.replace(tmp, self.ca_file)
         server_files = d / "server.crt"
         if not server_files.exists():
             hosts = [self.host, "localhost"] if self.host != "localhost" else ["localhost"]

@@ -10,7 +10,7 @@ audits the rest of the way, at the outbox, where the state really changes:
 
 :class:`AuditedOutbox` is an :class:`~edge.queue.AsyncOutbox` that appends these events to the
 state directory's audit file (the one ``edge.daemon.open_local`` opens) after each change
-committed. It opens the file per event, in the worker thread that made the change: SQLite
+committed, in the worker thread that made the change, on its own connection: SQLite
 serialises its appends with the station's own (``BEGIN IMMEDIATE``), so one chain results.
 With the device's key, each of these appends also signs the chain's head, so cutting entries
 off the end is detected by ``dr-edge audit verify``.
@@ -58,21 +58,34 @@ def device_audit_signer(config: EdgeConfig) -> Ed25519PrivateKey | None:
 
 
 class OutboxAudit:
-    """Appends outbox events to an audit file (thread-safe; never raises: logged)."""
+    """Appends outbox events to an audit file (thread-safe; never raises: logged).
+
+    One connection, opened at the first event; with a signer, the chain's head is signed at
+    every append (these events are few: a handful per enrolment).
+    """
 
     def __init__(self, path: Path, *, signer: Ed25519PrivateKey | None = None) -> None:
         self.path = path
         self._signer = signer
         self._lock = threading.Lock()
+        self._log: AuditLog | None = None
 
     def record(
         self, event: str, *, subject: str, details: dict[str, DetailValue] | None = None
     ) -> None:
         try:
-            with self._lock, AuditLog(self.path, signer=self._signer) as audit:
-                audit.append(event, actor=ACTOR, subject=subject, details=details)
+            with self._lock:
+                if self._log is None:
+                    self._log = AuditLog(self.path, signer=self._signer, sign_every=1)
+                self._log.append(event, actor=ACTOR, subject=subject, details=details)
         except Exception:
             log.exception("audit append failed (%s)", event)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
 
 
 class AuditedOutbox(AsyncOutbox):

@@ -96,6 +96,10 @@ class CentralLink:
         self._enrolments: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(
             maxsize=settings.max_batch * 2
         )
+        # Loaded once: a new client after a failure must not depend on the files again.
+        self._tls = client_tls_context(
+            ca_file=settings.ca_file, cert_file=settings.cert_file, key_file=settings.key_file
+        )
         self._client = self._make_client()
 
     def _make_client(self) -> aiomqtt.Client:
@@ -105,9 +109,7 @@ class CentralLink:
             settings.port,
             identifier=settings.instance,
             protocol=aiomqtt.ProtocolVersion.V5,
-            tls_context=client_tls_context(
-                ca_file=settings.ca_file, cert_file=settings.cert_file, key_file=settings.key_file
-            ),
+            tls_context=self._tls,
             socket_options=NODELAY,
             keepalive=settings.keepalive_s,
             timeout=settings.connect_timeout_s,

@@ -159,6 +159,10 @@ class EdgeLink:
         self._topic = {
             leaf: topics.device_topic(self.device_id, leaf) for leaf in topics.DEVICE_LEAVES
         }
+        # Loaded once: a new client after a failure must not depend on the files again.
+        self._tls = client_tls_context(
+            ca_file=settings.ca_file, cert_file=settings.cert_file, key_file=settings.key_file
+        )
         self._client = self._fresh_client()
 
     # -- construction -------------------------------------------------------------------------
@@ -196,9 +200,7 @@ class EdgeLink:
             s.port,
             identifier=self.device_id,
             protocol=aiomqtt.ProtocolVersion.V5,
-            tls_context=client_tls_context(
-                ca_file=s.ca_file, cert_file=s.cert_file, key_file=s.key_file
-            ),
+            tls_context=self._tls,
             socket_options=NODELAY,
             keepalive=s.keepalive_s,
             timeout=s.connect_timeout_s,
