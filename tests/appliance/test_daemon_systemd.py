@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import logging
@@ -85,15 +86,23 @@ def write_config(world: StationWorld) -> Path:
     return path
 
 
-@dataclass
 class Notifications:
-    sock: socket.socket
+    """Reads the notify socket all the time, as systemd does: a datagram socket's queue is
+    short (10 on Linux), and a daemon whose notifications are not read blocks in sendto."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._queue: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+
+    async def read_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            data = await loop.sock_recv(self.sock, 4096)
+            self._queue.put_nowait(dict(line.split("=", 1) for line in data.decode().splitlines()))
 
     async def next(self, *, within: float = WAIT_S) -> dict[str, str]:
-        loop = asyncio.get_running_loop()
         async with asyncio.timeout(within):
-            data = await loop.sock_recv(self.sock, 4096)
-        return dict(line.split("=", 1) for line in data.decode().splitlines())
+            return await self._queue.get()
 
     async def until(self, key: str, value: str | None = None) -> list[dict[str, str]]:
         """Every message up to and including the first with ``key`` (= ``value``)."""
@@ -138,12 +147,17 @@ async def daemon(world: StationWorld) -> AsyncIterator[DaemonProcess]:
             stderr=log_file,
             env=env,
         )
+    notify = Notifications(sock)
+    reader = asyncio.create_task(notify.read_forever())
     try:
-        yield DaemonProcess(proc, Notifications(sock), log_path)
+        yield DaemonProcess(proc, notify, log_path)
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
         sock.close()
 
 
