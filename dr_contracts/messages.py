@@ -283,14 +283,25 @@ class RpcOp(StrEnum):
     LOOKUP_PREREQUEST = "lookup_prerequest"
     CHECK_STAMP = "check_stamp"
     LEASE_NUMBERS = "lease_numbers"
+    HANDOVER_TEMPLATES = "handover_templates"
+    RECORD_HANDOVER = "record_handover"
 
 
 MAX_LEASE_COUNT: Final = 1000
+# The operations whose only argument is one identifier (pre-request, stamp or request number).
+_NUMBER_OPS: Final = frozenset(
+    {
+        RpcOp.LOOKUP_PREREQUEST,
+        RpcOp.CHECK_STAMP,
+        RpcOp.HANDOVER_TEMPLATES,
+        RpcOp.RECORD_HANDOVER,
+    }
+)
 
 
 def _check_rpc_args(op: RpcOp, args: Mapping[str, Any]) -> None:
     """Arguments per operation: the one place their schema is written down."""
-    if op in (RpcOp.LOOKUP_PREREQUEST, RpcOp.CHECK_STAMP):
+    if op in _NUMBER_OPS:
         if set(args) != {"number"}:
             raise MalformedMessageError(f"{op}: expected exactly the argument 'number'")
         number = _text(args, "number")

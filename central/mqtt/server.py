@@ -63,6 +63,15 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
+# What a ValueError raised by the service on an argument means, per operation.
+_MALFORMED_ARGUMENT: dict[RpcOp, RejectionCode] = {
+    RpcOp.LOOKUP_PREREQUEST: RejectionCode.PREREQUEST_MALFORMED,
+    RpcOp.CHECK_STAMP: RejectionCode.PREREQUEST_MALFORMED,
+    RpcOp.LEASE_NUMBERS: RejectionCode.LEASE_LIMIT,
+    RpcOp.HANDOVER_TEMPLATES: RejectionCode.NUMBER_MALFORMED,
+    RpcOp.RECORD_HANDOVER: RejectionCode.NUMBER_MALFORMED,
+}
+
 
 class CentralLink:
     """Central's MQTT client. ``await run()`` (in a TaskGroup); cancel to stop."""
@@ -327,29 +336,35 @@ class CentralLink:
     ) -> tuple[dict[str, Any] | None, Rejection | None]:
         """Run one RPC against the service (in a worker thread)."""
         backend = self._backend
+        op = request.op
         try:
-            if request.op is RpcOp.LOOKUP_PREREQUEST:
+            if op is RpcOp.LOOKUP_PREREQUEST:
                 answer: Any = backend.lookup_prerequest(
                     str(request.args["number"]), device_id=device_id
                 )
-            elif request.op is RpcOp.CHECK_STAMP:
+            elif op is RpcOp.CHECK_STAMP:
                 answer = backend.check_stamp(str(request.args["number"]), device_id=device_id)
+            elif op is RpcOp.HANDOVER_TEMPLATES:
+                answer = backend.handover_templates(
+                    str(request.args["number"]), device_id=device_id
+                )
+            elif op is RpcOp.RECORD_HANDOVER:
+                answer = backend.record_handover(str(request.args["number"]), device_id=device_id)
             else:
                 answer = backend.lease_numbers(device_id, count=int(request.args["count"]))
         except ValueError as exc:
-            code = (
-                RejectionCode.LEASE_LIMIT
-                if request.op is RpcOp.LEASE_NUMBERS
-                else RejectionCode.PREREQUEST_MALFORMED
-            )
-            return None, Rejection(code, str(exc)[:200])
+            return None, Rejection(_MALFORMED_ARGUMENT[op], str(exc)[:200])
         except Exception:
-            logger.exception("central link: %s failed for %s", request.op, device_id)
+            logger.exception("central link: %s failed for %s", op, device_id)
             return None, Rejection(RejectionCode.INTERNAL_ERROR)
         if isinstance(answer, Rejection):
             return None, answer
-        if request.op is RpcOp.LEASE_NUMBERS:
+        if op is RpcOp.LEASE_NUMBERS:
             return {"lease": answer.signed}, None
+        if op is RpcOp.HANDOVER_TEMPLATES:
+            # Already sealed to the device's handover key (dr_contracts.handover): the reply's
+            # signature authenticates it, only the device can open it.
+            return {"sealed": answer}, None
         result: dict[str, Any] = answer.to_dict()
         return result, None
 

@@ -247,6 +247,23 @@ class EdgeLink:
             raise RpcProtocolError(f"lease refused: {exc}") from exc
         return VerifiedLease(lease=lease, signed=signed)
 
+    async def handover_templates(self, number: str) -> bytes:
+        """The request's templates, sealed by central to this device's handover key.
+
+        Open them with :func:`dr_contracts.handover.open_handover`. Central refuses
+        (``RpcRejectedError``) a card not available, at another mairie, or a device without a
+        handover key.
+        """
+        result = await self._call(RpcOp.HANDOVER_TEMPLATES, {"number": number})
+        sealed = result.get("sealed")
+        if not isinstance(sealed, bytes):
+            raise RpcProtocolError("handover reply without sealed templates")
+        return sealed
+
+    async def record_handover(self, number: str) -> Mapping[str, Any]:
+        """Record that the card was handed over; central's new status of the request."""
+        return await self._call(RpcOp.RECORD_HANDOVER, {"number": number})
+
     # -- the reconnect loop -------------------------------------------------------------------
     async def run(self) -> None:
         """Connect, serve, reconnect with jittered backoff; forever (cancel to stop)."""

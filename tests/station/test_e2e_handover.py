@@ -1,15 +1,12 @@
 """Step 7, card handover: central seals the enrolment's templates to this device's handover key,
 the station opens them and compares one live finger 1:1, then records the handover.
 
-The MQTT link does not carry the two handover RPCs yet (see docs/station.md): this test gives
-the running link two methods that call central's service directly, which is exactly what the
-RPCs will do; everything else (sealing, opening, ISO decoding, matching, the console, the
-sensor simulator) is the real thing.
+Everything is the real thing: the two handover RPCs go over the MQTT link (mosquitto, signed
+requests and replies) to central's service; sealing, opening, ISO decoding, matching, the
+console and the sensor simulator too.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 
@@ -17,37 +14,18 @@ from central.models import Stage
 from dr_contracts.identifiers import parse_request_number
 from dr_contracts.rejections import Rejection
 from edge.console.client import ConsoleError
-from edge.link.errors import RpcRejectedError
+from edge.link.client import EdgeLink
 from edge.station.link_adapter import LinkCentral
-from tests.station.conftest import DEVICE_ID, FINGERS, StationWorld
-
-
-def give_link_handover_rpcs(world: StationWorld) -> None:
-    assert world.wiring is not None
-    central = world.wiring.central
-    assert isinstance(central, LinkCentral)
-    service = world.service
-
-    def answer(result: Any, op: str) -> Any:
-        if isinstance(result, Rejection):
-            raise RpcRejectedError(op, result)  # type: ignore[arg-type]
-        return result
-
-    async def handover_templates(number: str) -> bytes:
-        sealed: bytes = answer(service.handover_templates(number, device_id=DEVICE_ID), "handover")
-        return sealed
-
-    async def record_handover(number: str) -> None:
-        answer(service.record_handover(number, device_id=DEVICE_ID), "handover")
-
-    central.link.handover_templates = handover_templates  # type: ignore[attr-defined]
-    central.link.record_handover = record_handover  # type: ignore[attr-defined]
+from tests.station.conftest import FINGERS, StationWorld
 
 
 async def test_identity_check_at_card_handover(world: StationWorld) -> None:
     pre = world.prerequest(surname="Remise")
     await world.start_daemon()
-    give_link_handover_rpcs(world)
+    assert world.wiring is not None
+    central = world.wiring.central
+    assert isinstance(central, LinkCentral)
+    assert isinstance(central.link, EdgeLink)  # the real link, not a stand-in
     sid = (await world.call("start"))["id"]
     await world.call("recall", sid, number=pre.number)
     await world.call("documents", sid, checked=["photo", "proof_of_address"])
