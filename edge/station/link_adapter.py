@@ -178,8 +178,7 @@ class LinkCentral:
         return lease.lease_id, list(lease.numbers()), lease.expires_at
 
     async def handover_templates(self, request_number: str) -> list[FingerTemplate]:
-        fetch = getattr(self.link, "handover_templates", None)
-        if fetch is None or self._bundle.handover_key is None:
+        if self._bundle.handover_key is None:
             raise StationError(
                 "handover_unavailable",
                 "La vérification d'identité à la remise n'est pas disponible sur ce poste.",
@@ -188,7 +187,7 @@ class LinkCentral:
         from edge.biometrics.iso19794 import decode_template
 
         try:
-            sealed = await fetch(request_number)
+            sealed = await self.link.handover_templates(request_number)
         except RpcRejectedError as exc:
             raise StationError(exc.rejection.code.value, exc.rejection.message_fr) from exc
         except LinkError as exc:
@@ -210,14 +209,8 @@ class LinkCentral:
         return templates
 
     async def record_handover(self, request_number: str, *, agent_id: str) -> None:
-        record = getattr(self.link, "record_handover", None)
-        if record is None:
-            raise StationError(
-                "handover_unavailable",
-                "L'enregistrement de la remise n'est pas disponible sur ce poste.",
-            )
         try:
-            await record(request_number)
+            await self.link.record_handover(request_number)
         except RpcRejectedError as exc:
             raise StationError(exc.rejection.code.value, exc.rejection.message_fr) from exc
         except LinkError as exc:
