@@ -23,6 +23,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.sim",
     "tests.fixtures.dashboard",
     "tests.fixtures.privacy",
+    "tests.fixtures.browser",
 ]
 
 

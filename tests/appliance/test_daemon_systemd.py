@@ -205,19 +205,26 @@ async def test_no_personal_biometric_or_secret_data_in_logs(
     world: StationWorld, daemon: DaemonProcess
 ) -> None:
     central_log = io.StringIO()
+    import time as _t; print('DBG', 207, _t.time(), flush=True)
     root = logging.getLogger()
+    import time as _t; print('DBG', 209, _t.time(), flush=True)
     level = root.level
+    import time as _t; print('DBG', 211, _t.time(), flush=True)
     handler = configure_logging(level="DEBUG", fmt="json", stream=central_log, environ={})
+    import time as _t; print('DBG', 213, _t.time(), flush=True)
     try:
         before = await daemon.notify.until("READY", "1")
         url = before[-1]["STATUS"].removeprefix("console ")
         await daemon.notify.until("STATUS")  # link online
+        import time as _t; print('DBG', 218, _t.time(), flush=True)
         pre = world.prerequest(surname="Zébulon", given_names="Anatole Firmin")
         client = ConsoleClient(url)
         token = await asyncio.to_thread(client.sign_in, AGENT, PASSWORD)
         sid = (await asyncio.to_thread(client.start))["id"]
         await asyncio.to_thread(client.recall, sid, number=pre.number)
+        import time as _t; print('DBG', 224, _t.time(), flush=True)
         await asyncio.to_thread(client.documents, sid, checked=["photo", "proof_of_address"])
+        import time as _t; print('DBG', 226, _t.time(), flush=True)
         world.client = client
         view = await world.capture_until(sid)
         assert world.central_link is not None
@@ -229,6 +236,7 @@ async def test_no_personal_biometric_or_secret_data_in_logs(
             while isinstance(world.service.request_status(number), Rejection):
                 seen += 1
                 await link.wait_processed(seen)
+                import time as _t; print('DBG', 238, _t.time(), flush=True)
         daemon.proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(WAIT_S):
             assert await daemon.proc.wait() == 0
@@ -237,7 +245,9 @@ async def test_no_personal_biometric_or_secret_data_in_logs(
         root.removeHandler(handler)
         root.setLevel(level)
     edge_text = daemon.log_path.read_text()
+    import time as _t; print('DBG', 247, _t.time(), flush=True)
     central_text = central_log.getvalue()
+    import time as _t; print('DBG', 249, _t.time(), flush=True)
     assert "agent console on" in edge_text  # the log was captured: absence below means something
     forbidden = [
         pre.number,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from central.dashboard import DashboardSettings, Thresholds, mount_dashboard
 from tests.fixtures.dashboard import OPERATOR, OPERATOR_PASSWORD, WAIT_S, DashboardWorld
@@ -22,15 +22,6 @@ pytestmark = [
     pytest.mark.parametrize("central_database", ["sqlite"], indirect=True),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = WAIT_S * 1000
 # Set to a file path to keep a screenshot of the dashboard (for reviewing how it reads).
 SCREENSHOT_ENV = "DR_DASHBOARD_SCREENSHOT"
@@ -62,15 +53,10 @@ async def dashboard_url(dashboard_world: DashboardWorld) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def page() -> AsyncIterator[Page]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1400, "height": 1100}, locale="fr-FR")
-            page.set_default_timeout(TIMEOUT_MS)
-            yield page
-        finally:
-            await browser.close()
+async def page(chromium: Browser) -> Page:
+    page = await chromium.new_page(viewport={"width": 1400, "height": 1100}, locale="fr-FR")
+    page.set_default_timeout(TIMEOUT_MS)
+    return page
 
 
 async def sign_in(page: Page, url: str, *, password: str = OPERATOR_PASSWORD) -> None:
