@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from dr_contracts.audit import AuditLog, AuditReport, DetailValue, key_id
+from dr_contracts.audit import AuditEvent, AuditLog, AuditReport, DetailValue, key_id
 
 log = logging.getLogger("central.audit")
 
@@ -85,6 +85,11 @@ class CentralAudit:
         """Append one event (durable on return). Raises what the audit log raises."""
         with self._lock:
             self._log.append(event, actor=actor, subject=subject, details=details)
+
+    def record_many(self, events: Sequence[AuditEvent]) -> None:
+        """Append several events in one transaction (durable on return, all or none)."""
+        with self._lock:
+            self._log.append_many(events)
 
     def sign_head(self) -> None:
         with self._lock:

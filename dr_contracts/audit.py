@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +78,16 @@ class AuditDetailError(AuditError, ValueError):
         super().__init__(f"audit detail {key!r} refused: {reason}")
         self.key = key
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One event to append (:meth:`AuditLog.append_many`)."""
+
+    event: str
+    actor: str
+    subject: str = ""
+    details: Mapping[str, DetailValue] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,34 +211,61 @@ class AuditLog:
         details: Mapping[str, DetailValue] | None = None,
     ) -> AuditEntry:
         """Append one event; returns once it is durable."""
-        details_json = _check_details(details or {})
+        return self.append_many([AuditEvent(event, actor=actor, subject=subject, details=details)])[
+            0
+        ]
+
+    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditEntry]:
+        """Append several events in order, in one transaction (one fsync); returns once they
+        are all durable. All or none: a refused detail refuses the whole call."""
+        checked = [(e, _check_details(e.details or {})) for e in events]
+        if not checked:
+            return []
         at = self._clock().isoformat(timespec="microseconds")
+        entries: list[AuditEntry] = []
         self._db.execute("BEGIN IMMEDIATE")
         try:
             row = self._db.execute(
                 "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1"
             ).fetchone()
-            seq, prev = (row[0] + 1, bytes(row[1])) if row else (1, GENESIS_HASH)
-            digest = entry_hash(
-                prev,
-                seq=seq,
-                at=at,
-                actor=actor,
-                event=event,
-                subject=subject,
-                details=details_json,
-            )
-            self._db.execute(
-                "INSERT INTO audit_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (seq, at, actor, event, subject, details_json, prev, digest),
-            )
+            seq, prev = (row[0], bytes(row[1])) if row else (0, GENESIS_HASH)
+            first = seq + 1
+            for event, details_json in checked:
+                seq += 1
+                digest = entry_hash(
+                    prev,
+                    seq=seq,
+                    at=at,
+                    actor=event.actor,
+                    event=event.event,
+                    subject=event.subject,
+                    details=details_json,
+                )
+                self._db.execute(
+                    "INSERT INTO audit_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (seq, at, event.actor, event.event, event.subject, details_json, prev, digest),
+                )
+                entries.append(
+                    AuditEntry(
+                        seq,
+                        at,
+                        event.actor,
+                        event.event,
+                        event.subject,
+                        json.loads(details_json),
+                        prev,
+                        digest,
+                    )
+                )
+                prev = digest
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        if self._signer is not None and seq % self._sign_every == 0:
+        # The head is signed whenever the chain passed a multiple of sign_every.
+        if self._signer is not None and seq // self._sign_every > (first - 1) // self._sign_every:
             self.sign_head()
-        return AuditEntry(seq, at, actor, event, subject, json.loads(details_json), prev, digest)
+        return entries
 
     def sign_head(self) -> int | None:
         """Sign the current head of the chain; returns its sequence number (None if empty)."""

@@ -16,8 +16,6 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
-import pytest
-
 SCRIPTS = {
     "dr-edge": "edge.cli",
     "dr-central": "central.cli",
@@ -52,7 +50,6 @@ def _run(args: list[str], *, env: dict[str, str], cwd: Path) -> subprocess.Compl
     )
 
 
-@pytest.mark.slow
 def test_wheel_installs_and_every_script_runs(project_root: Path, tmp_path: Path) -> None:
     src = tmp_path / "src"
     _copy_sources(project_root, src)
