@@ -30,8 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from edge.config import ConfigError
+
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        # Every subcommand reads the same file: a bad one is a clear message and exit 2,
+        # never a traceback (systemd shows this line in the unit's status).
+        print(f"dr-edge: configuration error: {exc}", file=sys.stderr)
+        return 2
     return result
 
 

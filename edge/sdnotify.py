@@ -36,6 +36,9 @@ class SystemdNotifier:
         self._socket: socket.socket | None = None
         if self._address is not None:
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Never block the event loop: if nobody drains the socket (a stuck or absent
+            # systemd), the send fails with EAGAIN and is logged, which is what we want.
+            self._socket.setblocking(False)
 
     @property
     def enabled(self) -> bool:

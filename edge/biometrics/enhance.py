@@ -25,9 +25,6 @@ _RADIAL_BANDWIDTH = 0.35
 # orientation is uncertain so that curved ridges are not cut.
 _MIN_ANGULAR_HALF_WIDTH = np.pi / 7
 _MAX_ANGULAR_HALF_WIDTH = np.pi / 2.2
-# Squared distance to the ridge frequency, in bandwidths, beyond which the radial Gaussian
-# is held at its value there, exp(-30) ~ 1e-13 (see :func:`enhance`).
-_MAX_GAUSSIAN_SPREAD = 60.0
 
 
 @cache
@@ -65,12 +62,7 @@ def enhance(
         selected = ndimage.binary_dilation(where, structure=np.ones((3, 3), dtype=bool))
     index = np.nonzero(selected)
     f0 = field.frequency[index][:, None, None]
-    # The Gaussian's argument is floored so that its tail stays a normal float: far from the
-    # ridge frequency exp() would give subnormal float32 values, which are harmless to the
-    # result (below 1e-13 of the peak, under float32 rounding) but make every later
-    # product and the inverse FFT several times slower.
-    spread = ((radius - f0) / (np.float32(_RADIAL_BANDWIDTH) * f0)) ** 2
-    radial = np.exp(np.float32(-0.5) * np.minimum(spread, np.float32(_MAX_GAUSSIAN_SPREAD)))
+    radial = np.exp(np.float32(-0.5) * ((radius - f0) / (np.float32(_RADIAL_BANDWIDTH) * f0)) ** 2)
     # Angular window on the doubled angle (a real image's spectrum is point-symmetric, so
     # directions are taken modulo pi): with delta the angle between a bin's wave vector and
     # the ridge normal, cos(2 delta) comes from one product, without wrapping angles, and

@@ -133,3 +133,15 @@ def test_central_check_config_needs_keys_then_passes_after_init(
     data = json.loads(out)
     assert data["problems"] == []
     assert data["http"].endswith(":9090")
+
+
+@pytest.mark.parametrize("command", [["run"], ["agent", "list"]])
+def test_every_edge_command_reports_a_bad_file_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text(EDGE_OK + "[console]\nprot = 8080\n")
+    status = edge_main([*command, "--config", str(path)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert f"{path}: console.prot: unknown key" in err

@@ -120,3 +120,12 @@ def test_a_hung_loop_stops_the_watchdog_pings(notify_socket: socket.socket) -> N
     finally:
         child.kill()
         child.wait()
+
+
+def test_an_undrained_socket_never_blocks_the_caller(notify_socket: socket.socket) -> None:
+    # Nobody reads: the kernel queue fills up, and sends must fail fast instead of blocking.
+    notifier = SystemdNotifier(environ={"NOTIFY_SOCKET": notify_socket.getsockname()})
+    results = [notifier.watchdog() for _ in range(2000)]
+    notifier.close()
+    assert results[0] is True
+    assert False in results
