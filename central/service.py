@@ -765,7 +765,7 @@ class CentralService:
         check_content(record)
         # Encrypted for storage here, outside the transaction, to keep write locks short.
         nonce, ciphertext = self.keys.storage.encrypt(
-            record.to_bytes(), aad=_biometrics_aad(record.enrolment_id)
+            opened.record_bytes, aad=_biometrics_aad(record.enrolment_id)
         )
         return _Opened(
             index=index,

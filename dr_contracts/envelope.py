@@ -37,7 +37,7 @@ import hashlib
 import struct
 import uuid
 from collections.abc import Container, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 
@@ -220,6 +220,9 @@ class OpenedEnvelope:
 class OpenedEnrolment:
     header: EnvelopeHeader
     record: EnrolmentRecord
+    # The decrypted bytes, checked to be the record's one canonical encoding (so equal to
+    # ``record.to_bytes()``): for storing the record without encoding it again.
+    record_bytes: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,7 +502,7 @@ def open_enrolment(
     ):
         if in_header != in_record:
             raise ContextMismatchError(name, expected=in_header, actual=in_record, **ids)
-    return OpenedEnrolment(header=header, record=record)
+    return OpenedEnrolment(header=header, record=record, record_bytes=opened.plaintext)
 
 
 __all__ = [

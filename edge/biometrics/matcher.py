@@ -73,12 +73,13 @@ class PreparedTemplate:
         Their directions, radians.
     weight : (K,) ndarray of float32
         Their reliability in [0, 1], from the minutia quality.
-    values : (K, N_S * N_S * N_D) ndarray of float32
-        Cylinder cell values in [0, 1], zero outside the valid cells.
-    cell_stack : (2 K, N_S * N_S) ndarray of float32
+    values : (K, D * N_D) ndarray of float32
+        Cylinder cell values in [0, 1] of the D spatial cells inside the disc (the others
+        are never valid, so they are not stored), zero outside the valid cells.
+    cell_stack : (2 K, D) ndarray of float32
         Rows 0..K-1: ``values ** 2`` summed over the angular sections of each spatial cell;
         rows K..2K-1: 1 for valid spatial cells, else 0.
-    cell_columns : (N_S * N_S, 2 K) ndarray of float32
+    cell_columns : (D, 2 K) ndarray of float32
         The same, transposed and contiguous: the right operand of the product of two stacks
         (OpenBLAS multiplies these small matrices about twice as fast from this layout).
     unit : (K, 2) ndarray of float32
@@ -188,9 +189,10 @@ def prepare(template: FingerTemplate) -> PreparedTemplate:
     keep = (valid_cells.sum(1) >= _MIN_VALID_CELLS * _IN_DISC.sum()) & (
         neighbours >= _MIN_NEIGHBOURS
     )
-    kept = values[keep].astype(np.float32)  # (K, cells, N_D)
+    kept = values[keep][:, _IN_DISC].astype(np.float32)  # (K, cells in the disc, N_D)
+    valid_kept = valid_cells[keep][:, _IN_DISC]
     seg = xy[keep][None, :, :] - xy[keep][:, None, :]  # (i, j): from minutia i to minutia j
-    cell_stack = np.concatenate([(kept * kept).sum(axis=2), valid_cells[keep]]).astype(np.float32)
+    cell_stack = np.concatenate([(kept * kept).sum(axis=2), valid_kept]).astype(np.float32)
     geometry = np.stack(
         [
             np.hypot(seg[..., 0], seg[..., 1]),
@@ -204,7 +206,7 @@ def prepare(template: FingerTemplate) -> PreparedTemplate:
         weight=weight[keep],
         unit=np.stack([np.cos(angle[keep]), np.sin(angle[keep])], axis=1),
         geometry=geometry.reshape(3, -1).astype(np.float32),
-        values=kept.reshape(kept.shape[0], N_S * N_S * N_D),
+        values=kept.reshape(kept.shape[0], kept.shape[1] * N_D),
         cell_stack=cell_stack,
         cell_columns=np.ascontiguousarray(cell_stack.T),
         minutiae_count=n,
@@ -244,7 +246,7 @@ def local_similarities(a: PreparedTemplate, b: PreparedTemplate) -> NDArray[np.f
     ok &= denom > 1e-6
     ok &= a.unit @ b.unit.T >= math.cos(_MAX_DIRECTION_DIFFERENCE)
     diff /= np.maximum(denom, 1e-6)
-    sim = np.subtract(1.0, diff, out=diff)
+    sim: NDArray[np.float32] = np.subtract(1.0, diff, out=diff)
     sim *= ok
     return sim
 
@@ -286,7 +288,7 @@ def compare_prepared(a: PreparedTemplate, b: PreparedTemplate) -> float:
         return 0.0
     ia, ib = np.divmod(top, nb)
     lam0 = flat[top]
-    m = lam0.shape[0]
+    m = int(lam0.shape[0])
     # Compatibility of every two selected pairs (t, k): distance, relative direction, and
     # direction of the segment between them, each the same in both templates. The three
     # measures are gathered and compared stacked: at ~30 x 30 the cost is numpy's per-call
@@ -311,7 +313,7 @@ def compare_prepared(a: PreparedTemplate, b: PreparedTemplate) -> float:
     efficiency = lam / lam0
     k = min(_pair_count(a.minutiae_count, b.minutiae_count), m)
     best = np.argpartition(efficiency, -k)[-k:]
-    return float(np.add.reduce(lam[best])) / k
+    return float(lam[best].sum()) / k
 
 
 MATCH_THRESHOLD = 0.040

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from skimage.morphology import skeletonize
 
+from .allocator import keep_large_blocks
 from .blocks import STEP, block_field, block_spectra, sample_blocks
 from .enhance import enhance
 from .errors import NoFingerprint
@@ -103,6 +104,7 @@ def extract(image: NDArray[np.uint8], *, dpi: float) -> Extraction:
         Blank or saturated image, or too little ridge area.
     """
     check_image(image, dpi=dpi)
+    keep_large_blocks()  # large temporaries: reuse heap blocks rather than fresh pages
     grey, scale = to_working_resolution(image, dpi=dpi)
     px_per_mm = WORKING_DPI / 25.4
     signal = np.float32(grey.mean()) - grey  # ridges positive
