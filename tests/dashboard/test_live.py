@@ -22,6 +22,12 @@ async def until(hub: FleetHub, condition: Callable[[FleetModel], bool]) -> None:
             await hub.wait_change(hub.model.version, timeout_s=WAIT_S)
 
 
+def field(model: FleetModel, device_id: str, name: str) -> object:
+    """A device's field, or None while the device has not been seen yet (no KeyError race)."""
+    view = model.devices.get(device_id)
+    return None if view is None else getattr(view, name)
+
+
 def status(model: FleetModel, device_id: str) -> str | None:
     view = model.devices.get(device_id)
     return None if view is None else view.status
@@ -44,7 +50,7 @@ async def test_feed_follows_state_telemetry_acks_forgeries_and_last_will(
         await until(hub, lambda m: status(m, "dr-91228-01") == status(m, "dr-13055-01") == "online")
 
         await marseille.telemetry(depth=12, age_s=900, disk=30 << 30)
-        await until(hub, lambda m: m.devices["dr-13055-01"].queue_depth == 12)
+        await until(hub, lambda m: field(m, "dr-13055-01", "queue_depth") == 12)
         assert [(a.kind, a.device_id) for a in hub.model.alerts()] == [("backlog", "dr-13055-01")]
 
         await world.enrol(evry)
@@ -80,12 +86,12 @@ async def test_revoked_device_messages_are_counted_not_shown(
             await feed.wait_connected()
         device = await world.start_device("dr-75056-01")
         await device.telemetry(depth=1)
-        await until(hub, lambda m: m.devices["dr-75056-01"].queue_depth == 1)
+        await until(hub, lambda m: field(m, "dr-75056-01", "queue_depth") == 1)
         world.kit.service.revoke_device("dr-75056-01")
         await device.telemetry(depth=9)
         await until(hub, lambda m: m.rejections.get("message_unknown_sender") == 1)
         assert hub.model.devices["dr-75056-01"].queue_depth == 1
-        await until(hub, lambda m: m.devices["dr-75056-01"].registry == "revoked")
+        await until(hub, lambda m: field(m, "dr-75056-01", "registry") == "revoked")
         assert hub.model.alerts() == []
         task.cancel()
 
