@@ -19,10 +19,8 @@ from typing import Any
 from central.config import CentralConfig
 from dr_contracts.supportbundle import (
     BundleWriter,
-    journal_tail,
     list_files,
     redact_mapping,
-    tail_file,
     versions,
 )
 
@@ -67,14 +65,5 @@ def build_bundle(
         bundle.problem("statistics", exc)
     if config.data_dir.is_dir():
         bundle.add_json("files.json", {"data_dir": list_files(config.data_dir)})
-    logs: list[str] = []
-    journal = journal_tail(UNIT, lines=journal_lines)
-    if journal is not None:
-        logs.append(f"# journal of {UNIT}\n{journal}")
-    for path in log_files:
-        try:
-            logs.append(f"# {path}\n{tail_file(path)}")
-        except OSError as exc:
-            bundle.problem(f"log file {path}", exc)
-    bundle.add_text("logs.txt", "\n".join(logs) if logs else "# no log source available")
+    bundle.add_logs(unit=UNIT, log_files=log_files, journal_lines=journal_lines)
     return list(bundle.write(output))

@@ -192,6 +192,19 @@ class BundleWriter:
     def add_text(self, name: str, text: str) -> None:
         self.members[name] = redact_lines(text.splitlines()).encode()
 
+    def add_logs(self, *, unit: str, log_files: Sequence[Path], journal_lines: int) -> None:
+        """``logs.txt``: the unit's journal (where there is one) and the given log files."""
+        logs: list[str] = []
+        journal = journal_tail(unit, lines=journal_lines)
+        if journal is not None:
+            logs.append(f"# journal of {unit}\n{journal}")
+        for path in log_files:
+            try:
+                logs.append(f"# {path}\n{tail_file(path)}")
+            except OSError as exc:
+                self.problem(f"log file {path}", exc)
+        self.add_text("logs.txt", "\n".join(logs) if logs else "# no log source available")
+
     def problem(self, what: str, exc: BaseException) -> None:
         """Notes something that could not be collected; the bundle is written anyway."""
         self.problems.append(redact(f"{what}: {type(exc).__name__}: {exc}"))

@@ -21,10 +21,8 @@ from typing import Any
 from dr_contracts.supportbundle import (
     BundleWriter,
     SupportBundleError,
-    journal_tail,
     list_files,
     redact_mapping,
-    tail_file,
     versions,
 )
 from edge.config import ConfigError, EdgeConfig, load_config
@@ -72,16 +70,7 @@ def build_bundle(
         if config.device.bundle_dir is not None:
             files["bundle_dir"] = list_files(config.device.bundle_dir)
         bundle.add_json("files.json", files)
-    logs: list[str] = []
-    journal = journal_tail(UNIT, lines=journal_lines)
-    if journal is not None:
-        logs.append(f"# journal of {UNIT}\n{journal}")
-    for path in log_files:
-        try:
-            logs.append(f"# {path}\n{tail_file(path)}")
-        except OSError as exc:
-            bundle.problem(f"log file {path}", exc)
-    bundle.add_text("logs.txt", "\n".join(logs) if logs else "# no log source available")
+    bundle.add_logs(unit=UNIT, log_files=log_files, journal_lines=journal_lines)
     return list(bundle.write(output))
 
 
