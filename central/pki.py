@@ -20,9 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import os
 import re
-import stat
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +31,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+# Key files follow the same rules everywhere in the stack (0600, atomic, fsynced, mode checked
+# on the opened descriptor): the CA uses the shared helpers and error type.
+from dr_contracts.keys import (
+    InsecureKeyFileError,
+    read_private_file,
+    write_private_file,
+    write_public_file,
+)
 
 __all__ = [
     "CertFiles",
@@ -67,15 +74,6 @@ class PkiError(Exception):
     """A certificate authority operation failed."""
 
 
-class InsecureKeyFileError(PkiError):
-    """A private key file is readable by group or others; refusing to use it."""
-
-    def __init__(self, path: Path, mode: int) -> None:
-        super().__init__(f"private key file {path} has mode {oct(mode)}; expected 0600")
-        self.path = path
-        self.mode = mode
-
-
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -94,32 +92,6 @@ def validate_common_name(common_name: str) -> str:
             "[A-Za-z0-9._-], starting with a letter or digit"
         )
     return common_name
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, readable by the owner only (mode 0600)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # the umask cannot widen it, but an existing tmp file could
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def _write_public_file(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _read_private_file(path: Path) -> bytes:
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise InsecureKeyFileError(path, mode)
-    return path.read_bytes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +127,7 @@ class IssuedCert:
         directory.mkdir(parents=True, exist_ok=True)
         files = CertFiles(cert=directory / f"{name}.crt", key=directory / f"{name}.key")
         write_private_file(files.key, self.key_pem)
-        _write_public_file(files.cert, self.cert_pem)
+        write_public_file(files.cert, self.cert_pem)
         return files
 
 
@@ -203,7 +175,7 @@ class CertificateAuthority:
                 f"incomplete CA in {directory}: need both {CA_KEY_FILE} and {CA_CERT_FILE}"
             )
         if key_path.exists():
-            key = serialization.load_pem_private_key(_read_private_file(key_path), password=None)
+            key = serialization.load_pem_private_key(read_private_file(key_path), password=None)
             if not isinstance(key, ec.EllipticCurvePrivateKey):
                 raise PkiError(f"{key_path}: expected an EC private key")
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
@@ -242,7 +214,7 @@ class CertificateAuthority:
             .sign(key, hashes.SHA256())
         )
         write_private_file(key_path, _key_pem(key))
-        _write_public_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        write_public_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
         return cls(directory, key=key, cert=cert, clock=clock)
 
     @property
@@ -385,7 +357,7 @@ class CertificateAuthority:
         return crl.public_bytes(serialization.Encoding.PEM)
 
     def write_crl(self, path: Path) -> Path:
-        _write_public_file(path, self.crl_pem())
+        write_public_file(path, self.crl_pem())
         return path
 
     def _load_index(self) -> dict[str, dict[str, str | None]]:
@@ -396,7 +368,7 @@ class CertificateAuthority:
         return data
 
     def _save_index(self, index: dict[str, dict[str, str | None]]) -> None:
-        _write_public_file(
+        write_public_file(
             self.directory / ISSUED_INDEX_FILE,
             json.dumps(index, indent=1, sort_keys=True).encode("utf-8"),
         )
