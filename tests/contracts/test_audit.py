@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from dr_contracts.audit import AuditDetailError, AuditError, AuditLog, key_id
+from dr_contracts.audit import AuditDetailError, AuditError, AuditEvent, AuditLog, key_id
 
 
 @pytest.fixture
@@ -155,3 +155,29 @@ def test_biometric_or_bulky_details_are_refused(
 def test_sign_head_without_key_is_an_error(tmp_path: Path) -> None:
     with AuditLog(tmp_path / "a.sqlite") as log, pytest.raises(AuditError):
         log.sign_head()
+
+
+def test_append_many_chains_like_single_appends_and_signs_crossed_heads(
+    tmp_path: Path, signer: Ed25519PrivateKey
+) -> None:
+    path = tmp_path / "batched.sqlite"
+    with AuditLog(path, signer=signer, sign_every=5) as log:
+        log.append("capture", actor="agent-7", subject="ENR0000")
+        entries = log.append_many(
+            [AuditEvent("ingest", actor="dr-1", subject=f"ENR{i:04d}") for i in range(1, 7)]
+        )
+        assert [e.seq for e in entries] == [2, 3, 4, 5, 6, 7]
+        assert [e.prev_hash for e in entries[1:]] == [e.hash for e in entries[:-1]]
+        with pytest.raises(AuditDetailError):  # one bad event refuses the whole batch
+            log.append_many(
+                [
+                    AuditEvent("ingest", actor="dr-1"),
+                    AuditEvent("ingest", actor="dr-1", details={"t": b"\x00"}),  # type: ignore[dict-item]
+                ]
+            )
+        assert [e.seq for e in log.entries()] == list(range(1, 8))
+    db = sqlite3.connect(path)
+    heads = [row[0] for row in db.execute("SELECT seq FROM audit_heads ORDER BY seq")]
+    db.close()
+    assert heads[0] == 7  # the batch crossed seq 5: its end was signed at once
+    assert _verify(path, signer).ok
