@@ -18,6 +18,7 @@ share one PostgreSQL database):
 
 from __future__ import annotations
 
+import abc
 import itertools
 import queue
 import re
@@ -117,7 +118,7 @@ class Transaction:
         return [tuple(row) for row in self.execute(sql, params).fetchall()]
 
 
-class Store:
+class Store(abc.ABC):
     """A database behind a small connection pool; open with :meth:`open`."""
 
     def __init__(self, url: str, dialect: Dialect) -> None:
@@ -138,14 +139,17 @@ class Store:
 
     # --- connections -------------------------------------------------------------------
 
+    @abc.abstractmethod
     def _connect(self) -> Any:
-        raise NotImplementedError
+        """Implemented by each database (the one place dialects differ in behaviour)."""
 
+    @abc.abstractmethod
     def _begin(self, connection: Any, *, write: bool) -> None:
-        raise NotImplementedError
+        """Implemented by each database (the one place dialects differ in behaviour)."""
 
+    @abc.abstractmethod
     def is_conflict(self, exc: BaseException) -> bool:
-        raise NotImplementedError
+        """Implemented by each database (the one place dialects differ in behaviour)."""
 
     def _acquire(self) -> Any:
         try:
