@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from dr_contracts.keys import SigningKey, ed25519_key_id
+from dr_contracts.signed_cbor import load_payload, split_signed
 
 ACK_SIGNATURE_CONTEXT: Final = b"dr-enrolment-ack-v1\x00"
 
@@ -139,24 +140,11 @@ def verify_ack(
 
 
 def _split(data: bytes) -> tuple[bytes, bytes]:
-    try:
-        outer = cbor2.loads(data)
-    except (cbor2.CBORDecodeError, TypeError, ValueError) as exc:
-        raise AckMalformedError(f"not an acknowledgement: {exc}") from exc
-    if not (
-        isinstance(outer, list) and len(outer) == 2 and all(isinstance(p, bytes) for p in outer)
-    ):
-        raise AckMalformedError("an acknowledgement is [payload, signature]")
-    return outer[0], outer[1]
+    return split_signed(data, what="an acknowledgement", error=AckMalformedError)
 
 
 def _decode_payload(payload: bytes, signature: bytes) -> Ack:
-    try:
-        fields = cbor2.loads(payload)
-    except (cbor2.CBORDecodeError, TypeError, ValueError) as exc:
-        raise AckMalformedError(f"bad acknowledgement payload: {exc}") from exc
-    if not isinstance(fields, dict) or fields.get("v") != 1:
-        raise AckMalformedError("unsupported acknowledgement version")
+    fields = load_payload(payload, noun="acknowledgement", version=1, error=AckMalformedError)
     try:
         return Ack(
             enrolment_id=_text(fields["enrolment_id"]),

@@ -33,6 +33,8 @@ import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from dr_contracts.signed_cbor import load_payload, split_signed
+
 ALPHANUMERIC: Final = string.digits + string.ascii_uppercase
 
 PREREQUEST_LENGTH: Final = 10
@@ -314,26 +316,11 @@ def verify_lease(
 
 
 def _split_signed(data: bytes) -> tuple[bytes, bytes]:
-    try:
-        outer = cbor2.loads(data)
-    except (cbor2.CBORDecodeError, TypeError, ValueError) as exc:
-        raise LeaseMalformedError(f"not a signed lease: {exc}") from exc
-    if (
-        not isinstance(outer, list)
-        or len(outer) != 2
-        or not all(isinstance(part, bytes) for part in outer)
-    ):
-        raise LeaseMalformedError("a signed lease is [payload, signature]")
-    return outer[0], outer[1]
+    return split_signed(data, what="a signed lease", error=LeaseMalformedError)
 
 
 def _lease_from_payload(payload: bytes) -> NumberLease:
-    try:
-        fields = cbor2.loads(payload)
-    except (cbor2.CBORDecodeError, TypeError, ValueError) as exc:
-        raise LeaseMalformedError(f"bad lease payload: {exc}") from exc
-    if not isinstance(fields, dict) or fields.get("v") != 1:
-        raise LeaseMalformedError("unsupported lease version")
+    fields = load_payload(payload, noun="lease", version=1, error=LeaseMalformedError)
     try:
         return NumberLease(
             lease_id=str(fields["lease_id"]),
