@@ -194,28 +194,24 @@ def _write_atomic(path: Path, data: bytes, *, mode: int) -> None:
 
 def read_private_file(path: Path) -> bytes:
     """Read a private key file, refusing it if group or others can access it."""
-    path = Path(path)
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        raise MissingKeyFileError(path) from None
-    try:
-        # fstat on the opened descriptor: the mode checked is the mode of what we read.
-        mode = os.fstat(fd).st_mode
-        if mode & 0o077:
-            raise InsecureKeyFileError(path, mode)
-        return _read_bounded(fd, path)
-    finally:
-        os.close(fd)
+    return _read_key_file(Path(path), private=True)
 
 
 def read_public_file(path: Path) -> bytes:
-    path = Path(path)
+    return _read_key_file(Path(path), private=False)
+
+
+def _read_key_file(path: Path, *, private: bool) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         raise MissingKeyFileError(path) from None
     try:
+        if private:
+            # fstat on the opened descriptor: the mode checked is the mode of what we read.
+            mode = os.fstat(fd).st_mode
+            if mode & 0o077:
+                raise InsecureKeyFileError(path, mode)
         return _read_bounded(fd, path)
     finally:
         os.close(fd)
