@@ -19,7 +19,7 @@ from datetime import date
 
 from dr_contracts.enrolment import EnrolmentRecord, FingerException
 from dr_contracts.rejections import RejectedError, RejectionCode
-from edge.biometrics.iso19794 import TemplateFormatError, decode_template
+from edge.biometrics.iso19794 import TemplateFormatError, check_template
 from edge.biometrics.types import FingerPosition
 
 MIN_AGE_FOR_FINGERPRINTS = 12
@@ -54,17 +54,19 @@ def _check_templates(record: EnrolmentRecord) -> None:
     for finger in record.captured_fingers:
         assert finger.template is not None
         try:
-            decoded = decode_template(finger.template)
+            # The reader's checks without building every minutia (central stores templates,
+            # it does not match them): same acceptance, same errors as decode_template.
+            views = check_template(finger.template)
         except TemplateFormatError as exc:
             raise RejectedError.of(
                 RejectionCode.INVALID_TEMPLATE,
                 f"finger {finger.position.name}: {exc.field}: {exc.reason}",
             ) from None
-        if not decoded.views:
+        if not views:
             raise RejectedError.of(
                 RejectionCode.INVALID_TEMPLATE, f"finger {finger.position.name}: no view"
             )
-        for view in decoded.views:
+        for view in views:
             if view.position not in (FingerPosition.UNKNOWN, finger.position):
                 raise RejectedError.of(
                     RejectionCode.INVALID_TEMPLATE,

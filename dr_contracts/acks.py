@@ -20,6 +20,7 @@ import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from dr_contracts import ed25519_sodium
 from dr_contracts.keys import SigningKey, ed25519_key_id
 from dr_contracts.signed_cbor import load_payload, split_signed
 
@@ -93,7 +94,7 @@ class Ack:
             recorded_at=recorded_at.astimezone(UTC),
             key_id=key.key_id,
         )
-        signature = key.sign(ACK_SIGNATURE_CONTEXT + unsigned.payload())
+        signature = ed25519_sodium.sign(key, ACK_SIGNATURE_CONTEXT + unsigned.payload())
         return cls(**{**_fields_raw(unsigned), "signature": signature})
 
 
@@ -131,7 +132,7 @@ def verify_ack(
     if key is None:
         raise AckForgedError(f"acknowledgement signed by unknown key {ack.key_id}")
     try:
-        key.verify(signature, ACK_SIGNATURE_CONTEXT + payload)
+        ed25519_sodium.verify(key, signature, ACK_SIGNATURE_CONTEXT + payload)
     except InvalidSignature as exc:
         raise AckForgedError("acknowledgement signature does not verify") from exc
     if device_id is not None and ack.device_id != device_id:

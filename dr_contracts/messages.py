@@ -39,6 +39,7 @@ import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from dr_contracts import ed25519_sodium
 from dr_contracts.keys import SigningKey
 from dr_contracts.rejections import Rejection, RejectionCode
 
@@ -480,7 +481,7 @@ def encode_message(
         },
         canonical=True,
     )
-    data = cbor2.dumps([signed, key.sign(SIGNATURE_CONTEXT + signed)])
+    data = cbor2.dumps([signed, ed25519_sodium.sign(key, SIGNATURE_CONTEXT + signed)])
     if len(data) > MAX_MESSAGE_BYTES:
         raise ValueError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
     return data
@@ -573,7 +574,7 @@ def open_message(
     if public_key is None:
         raise UnknownSenderError(message.sender)
     try:
-        public_key.verify(signature, SIGNATURE_CONTEXT + signed)
+        ed25519_sodium.verify(public_key, signature, SIGNATURE_CONTEXT + signed)
     except InvalidSignature:
         raise BadMessageSignatureError(
             f"signature of {message.kind} {message.message_id.hex()} from {message.sender} "

@@ -63,6 +63,9 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
+# Batches of enrolment answers being published while the next batch is ingested.
+_ACK_BATCHES = 2
+
 # What a ValueError raised by the service on an argument means, per operation.
 _MALFORMED_ARGUMENT: dict[RpcOp, RejectionCode] = {
     RpcOp.LOOKUP_PREREQUEST: RejectionCode.PREREQUEST_MALFORMED,
@@ -124,8 +127,8 @@ class CentralLink:
             timeout=settings.connect_timeout_s,
             logger=logging.getLogger(f"{__name__}.mqtt"),
         )
-        # Up to `workers` handlers and `max_batch` acks publish at once, by design.
-        client.pending_calls_threshold = settings.workers + settings.max_batch + 10
+        # Up to `workers` handlers and `_ACK_BATCHES` batches of acks publish at once, by design.
+        client.pending_calls_threshold = settings.workers + _ACK_BATCHES * settings.max_batch + 10
         return client
 
     # -- public -------------------------------------------------------------------------------
@@ -370,14 +373,36 @@ class CentralLink:
 
     # -- enrolments ---------------------------------------------------------------------------
     async def _ingest_loop(self) -> None:
-        """Take every enrolment waiting (up to ``max_batch``), ingest them together."""
-        while True:
-            batch = [await self._enrolments.get()]
-            while len(batch) < self.settings.max_batch and not self._enrolments.empty():
-                batch.append(self._enrolments.get_nowait())
-            answers = await asyncio.to_thread(self._ingest, batch)
-            for (device_id, payload), answer in zip(batch, answers, strict=True):
-                await self._answer_enrolment(device_id, payload, answer)
+        """Take every enrolment waiting (up to ``max_batch``), ingest them together.
+
+        The answers of a committed batch are published while the next batch is ingested, all
+        at once: publishing them one by one, each waiting for its PUBACK, held the next
+        transaction back by a broker round trip per enrolment. At most ``_ACK_BATCHES``
+        batches of answers are in flight.
+        """
+        slots = asyncio.Semaphore(_ACK_BATCHES)
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                batch = [await self._enrolments.get()]
+                while len(batch) < self.settings.max_batch and not self._enrolments.empty():
+                    batch.append(self._enrolments.get_nowait())
+                # Answers come back only once the batch's transaction is committed.
+                answers = await asyncio.to_thread(self._ingest, batch)
+                await slots.acquire()
+                tg.create_task(self._answer_batch(batch, answers, slots))
+
+    async def _answer_batch(
+        self,
+        batch: list[tuple[str, bytes]],
+        answers: list[Ack | Rejection],
+        slots: asyncio.Semaphore,
+    ) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for (device_id, payload), answer in zip(batch, answers, strict=True):
+                    tg.create_task(self._answer_enrolment(device_id, payload, answer))
+        finally:
+            slots.release()
 
     def _ingest(self, batch: list[tuple[str, bytes]]) -> list[Ack | Rejection]:
         """Central's service, in a worker thread: a group commit when it offers one."""

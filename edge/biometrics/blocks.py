@@ -100,12 +100,13 @@ def block_spectra(image: NDArray[np.float32]) -> BlockSpectra:
     Parameters
     ----------
     image : (M, N) ndarray of float32
-        Zero-mean image, ridges positive.
+        Image, ridges positive.
 
     Returns
     -------
     BlockSpectra
-        ``ceil(M / STEP) x ceil(N / STEP)`` spectra.
+        ``ceil(M / STEP) x ceil(N / STEP)`` spectra, of windows whose taper-weighted mean is
+        removed (so every spectrum's zero-frequency bin is 0).
     """
     rows, cols = image.shape
     n_r, n_c = -(-rows // STEP), -(-cols // STEP)
@@ -115,7 +116,14 @@ def block_spectra(image: NDArray[np.float32]) -> BlockSpectra:
         ((half, n_r * STEP - rows + half), (half, n_c * STEP - cols + half)),
         mode="reflect",
     )
-    windows = sliding_window_view(padded, (WINDOW, WINDOW))[::STEP, ::STEP] * _taper()
+    taper = _taper()
+    windows = sliding_window_view(padded, (WINDOW, WINDOW))[::STEP, ::STEP]
+    # Remove each window's own mean (weighted by the taper) before tapering: otherwise the
+    # local grey level, far from the image's mean in dark wet patches or on a dark print on a
+    # light background, leaks from the zero frequency into the low bins through the taper's
+    # spectrum, and that leakage makes a clear but dark ridge pattern look like a smudge.
+    local_mean = np.einsum("rcij,ij->rc", windows, taper) / taper.sum()
+    windows = (windows - local_mean[..., None, None]) * taper
     spectra = scipy.fft.rfft2(windows, workers=1).astype(np.complex64, copy=False)
     return BlockSpectra(spectra=spectra, shape=(rows, cols))
 

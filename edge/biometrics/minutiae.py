@@ -3,7 +3,9 @@
 Positions are (row, col) in working pixels; directions are angles in image coordinates
 (x = column to the right, y = row downwards) in [0, 2 pi). The direction of a minutia points
 where its "Y" opens: along the ridge body at an ending, along the valley between the two
-branches at a bifurcation (ANSI/INCITS 378, ISO/IEC 19794-2, NIST EFS).
+branches at a bifurcation (ANSI/INCITS 378, ISO/IEC 19794-2, NIST EFS). The axis of a direction
+comes from the smoothed orientation field, its sense from the skeleton itself, followed for
+about a ridge period along each branch of the minutia (see :func:`traced_directions`).
 """
 
 from __future__ import annotations
@@ -134,6 +136,116 @@ def minutia_directions(
     return np.asarray(np.mod(orientation + np.pi * flip, 2 * np.pi), dtype=np.float32)
 
 
+def trace_branches(
+    skeleton: NDArray[np.bool_], rc: NDArray[np.intp], *, steps: int
+) -> tuple[NDArray[np.float32], NDArray[np.intp]]:
+    """Follow the skeleton from each minutia along each of its (up to three) branches.
+
+    All branches are walked at once, one pixel per iteration: from the current pixel to its
+    skeleton neighbour farthest from the previous pixel (so the walk goes on along the ridge
+    and cuts the corners of staircases), stopping at a dead end.
+
+    Parameters
+    ----------
+    skeleton : (M, N) ndarray of bool
+    rc : (K, 2) ndarray of intp
+        (row, col) of skeleton pixels (minutiae).
+    steps : int
+        Pixels to walk along each branch.
+
+    Returns
+    -------
+    end : (K, 3, 2) ndarray of float32
+        (row, col) reached on each branch; the minutia itself for a branch it does not have.
+    length : (K, 3) ndarray of intp
+        Pixels walked on each branch, 0 for a branch the minutia does not have. Branches are
+        in the cyclic order of the neighbours, so an ending's branch is the first.
+    """
+    padded = np.pad(skeleton, 1)
+    row0, col0 = rc[:, 0] + 1, rc[:, 1] + 1
+    ring = padded[row0[:, None] + _RING[:, 0], col0[:, None] + _RING[:, 1]]  # (K, 8)
+    # A branch leaves through each run of skeleton pixels around the minutia; its first
+    # pixel is the run's 4-neighbour when the run starts on a diagonal neighbour.
+    starts = ring & ~np.roll(ring, 1, axis=1)
+    positions = np.arange(8)
+    diagonal = positions % 2 == 0
+    first = np.where(starts & diagonal & np.roll(ring, -1, axis=1), (positions + 1) % 8, positions)
+    slots = np.argsort(~starts, axis=1, kind="stable")[:, :3]
+    exists = np.take_along_axis(starts, slots, axis=1)
+    first = np.take_along_axis(first, slots, axis=1)
+    row = np.where(exists, row0[:, None] + _RING[first, 0], row0[:, None])
+    col = np.where(exists, col0[:, None] + _RING[first, 1], col0[:, None])
+    prev_row = np.repeat(row0[:, None], 3, axis=1)
+    prev_col = np.repeat(col0[:, None], 3, axis=1)
+    walking = exists.copy()
+    length = exists.astype(np.intp)
+    for _ in range(steps - 1):
+        next_row = row[..., None] + _RING[:, 0]  # (K, 3, 8); inside the padding
+        next_col = col[..., None] + _RING[:, 1]
+        on = padded[next_row, next_col]
+        away = (next_row - prev_row[..., None]) ** 2 + (next_col - prev_col[..., None]) ** 2
+        # Neighbours of the previous pixel (squared distance <= 2) are behind the walk.
+        score = np.where(on & (away > 2), away, 0)
+        best = score.argmax(axis=-1)
+        walking &= np.take_along_axis(score, best[..., None], axis=-1)[..., 0] > 0
+        if not walking.any():
+            break
+        prev_row = np.where(walking, row, prev_row)
+        prev_col = np.where(walking, col, prev_col)
+        row = np.where(walking, row + _RING[best, 0], row)
+        col = np.where(walking, col + _RING[best, 1], col)
+        length += walking
+    end = np.stack([row - 1, col - 1], axis=-1).astype(np.float32)
+    return end, length
+
+
+def traced_directions(
+    skeleton: NDArray[np.bool_],
+    rc: NDArray[np.intp],
+    kind: NDArray[np.int8],
+    *,
+    steps: int,
+) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """Directions of minutiae from their branches followed along the skeleton.
+
+    An ending points along its ridge (where its one branch leads); a bifurcation between its
+    two arms, the two branches closest in angle (the third is the stem), which is where its
+    "Y" opens: the convention of :func:`minutia_directions`.
+
+    Parameters
+    ----------
+    skeleton : (M, N) ndarray of bool
+    rc : (K, 2) ndarray of intp
+        (row, col) of the minutiae, on the skeleton.
+    kind : (K,) ndarray of int8
+        ``ENDING`` or ``BIFURCATION``.
+    steps : int
+        Pixels to follow each branch (about a ridge period).
+
+    Returns
+    -------
+    angle : (K,) ndarray of float32
+        Directions in [0, 2 pi), image coordinates.
+    followed : (K,) ndarray of bool
+        Whether each branch the direction depends on could be followed for at least half of
+        ``steps`` pixels (otherwise ``angle`` is unreliable).
+    """
+    end, length = trace_branches(skeleton, rc, steps=steps)
+    vector = end - rc[:, None, :].astype(np.float32)  # (K, 3, 2) as (d row, d col)
+    unit = vector / np.maximum(np.hypot(vector[..., 0], vector[..., 1]), 1e-6)[..., None]
+    cosine = np.einsum("kid,kjd->kij", unit, unit)
+    cosine[:, np.arange(3), np.arange(3)] = -2.0  # a branch is not its own neighbour
+    stem = cosine.max(axis=2).argmin(axis=1)  # the branch farthest from both others
+    arms = np.ones(length.shape, dtype=bool)
+    arms[np.arange(rc.shape[0]), stem] = False
+    bifurcation = (kind == BIFURCATION)[:, None]
+    pointing = np.where(bifurcation, (unit * arms[..., None]).sum(axis=1), unit[:, 0])
+    angle = np.mod(np.arctan2(pointing[:, 0], pointing[:, 1]), 2 * np.pi)
+    long_enough = length >= steps // 2
+    followed = np.where(bifurcation[:, 0], long_enough.all(axis=1), long_enough[:, 0])
+    return angle.astype(np.float32), np.asarray(followed, dtype=bool)
+
+
 def remove_false_minutiae(
     raw: RawMinutiae,
     *,
@@ -212,8 +324,16 @@ def detect(
         empty = np.zeros(0, dtype=np.float32)
         return RawMinutiae(np.zeros((0, 2), np.float32), empty, np.zeros(0, np.int8))
     orient = sample_orientation(block_orientation, rc)
-    angle = minutia_directions(ridges, rc, orient, cn, reach=max(4, round(period)))
-    return RawMinutiae(rc=rc.astype(np.float32), angle=angle, kind=cn)
+    reach = max(4, round(period))
+    angle = minutia_directions(ridges, rc, orient, cn, reach=reach)
+    # The smoothed field gives the axis (the skeleton wobbles by a pixel or two); the branches
+    # followed along the skeleton give the sense, which the ridge/valley count around the
+    # minutia gets wrong where ridges curve or smudge. The count stays for minutiae whose
+    # branches are too short to follow.
+    traced, followed = traced_directions(skeleton, rc, cn, steps=reach)
+    backwards = np.cos(traced - orient) < 0
+    angle = np.where(followed, np.mod(orient + np.pi * backwards, 2 * np.pi), angle)
+    return RawMinutiae(rc=rc.astype(np.float32), angle=angle.astype(np.float32), kind=cn)
 
 
 def distance_to_background(

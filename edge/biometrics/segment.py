@@ -16,8 +16,10 @@ from skimage.morphology import convex_hull_image
 from .blocks import STEP, BlockField
 
 # A block is foreground if its ridge energy reaches this fraction of a high percentile of
-# the image's block energies...
-_RELATIVE_ENERGY = 0.01
+# the image's block energies (about -15 dB: the faint edge of a print stays in, bare sensor
+# with dust and fixed-pattern noise goes; the band-share test below no longer rejects dark
+# patches now that each window's mean is removed before its spectrum, see blocks.py)...
+_RELATIVE_ENERGY = 0.03
 _REFERENCE_PERCENTILE = 90.0
 # Inside the print's convex hull, tiles whose grey-level spread is below this fraction of the
 # print's hold no print at all (the analysis windows overlap, so energy leaks into them).

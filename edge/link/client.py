@@ -484,20 +484,31 @@ class EdgeLink:
 
     # -- outgoing: outbox and telemetry -------------------------------------------------------
     async def _drain(self, outbox: AsyncOutbox) -> None:
+        """Keep up to ``inflight_window`` enrolments published and not yet acknowledged.
+
+        Publishes run as tasks of this loop's group, which goes on as soon as they are
+        started: waiting for a batch's PUBACKs before the next batch left slots freed by
+        acks unused for a broker round trip. A slot is taken before its task is created.
+        """
         window = self.settings.inflight_window
-        while True:
-            self._wake.clear()
-            self._expire_inflight(outbox)
-            free = window - len(self._inflight)
-            rows = await outbox.next_due(limit=free) if free > 0 else []
-            if rows:
-                sent = await self._mark_sent(outbox, rows)
-                async with asyncio.TaskGroup() as tg:
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                self._wake.clear()
+                self._expire_inflight(outbox)
+                free = window - len(self._inflight)
+                due = await outbox.next_due(limit=free) if free > 0 else []
+                # A row whose ack is overdue is due again in the outbox a moment before its
+                # slot here expires: it is not published twice at once, and the loop waits
+                # for that slot (as for a full window) instead of spinning.
+                rows = [row for row in due if row.enrolment_id not in self._inflight]
+                if rows:
+                    sent = await self._mark_sent(outbox, rows)
                     for row, first in zip(rows, sent, strict=True):
                         if first:  # False: acknowledged meanwhile
+                            self._inflight[row.enrolment_id] = self._clock()
                             tg.create_task(self._send(outbox, row))
-                continue
-            await self._idle(outbox, window_full=free <= 0)
+                    continue
+                await self._idle(outbox, window_full=free <= 0 or bool(due))
 
     def _expire_inflight(self, outbox: AsyncOutbox) -> None:
         """Free the slots of rows whose ack is overdue: the outbox makes them due again.
@@ -534,7 +545,7 @@ class EdgeLink:
         return await outbox.mark_sent_many([row.enrolment_id for row in rows])
 
     async def _send(self, outbox: AsyncOutbox, row: OutboxRow) -> None:
-        self._inflight[row.enrolment_id] = self._clock()
+        """Publish one row; its window slot was taken by the drain loop."""
         try:
             await self._client.publish(self._topic[topics.ENROLMENTS], row.envelope, qos=1)
             _reraise_swallowed_cancel()

@@ -6,7 +6,10 @@ import dataclasses
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
+from numpy.typing import NDArray
+from scipy.spatial import ConvexHull
 
 from edge.biometrics import (
     MATCH_THRESHOLD,
@@ -20,6 +23,7 @@ from edge.biometrics import (
     is_match,
     prepare,
 )
+from edge.biometrics.matcher import _overlap_counts
 from tests.fixtures.biometrics import FVC_DPI, fvc_image
 
 # Genuine pairs from three sensors; impostors are the first impressions of other fingers.
@@ -113,6 +117,20 @@ def test_resolution_is_taken_into_account(
 def test_symmetric_enough(templates: dict[tuple[str, str], FingerTemplate]) -> None:
     a, b = templates["db2_b", "101_1"], templates["db2_b", "101_2"]
     assert compare(a, b) == pytest.approx(compare(b, a), abs=0.02)
+
+
+def test_symmetric_and_bounded_on_every_pair(
+    templates: dict[tuple[str, str], FingerTemplate],
+) -> None:
+    # The alignment that estimates the overlap is the inverse one when the templates swap
+    # roles, and both overlap counts are taken: only float rounding may differ.
+    keys = list(templates)
+    for i, first in enumerate(keys):
+        for second in keys[i + 1 :]:
+            a, b = templates[first], templates[second]
+            score = compare(a, b)
+            assert 0.0 <= score <= 1.0
+            assert score == pytest.approx(compare(b, a), abs=1e-4), (first, second)
     pa, pb = prepare(a), prepare(b)
     assert compare_prepared(pa, pb) == pytest.approx(compare(a, b))
 
@@ -133,3 +151,79 @@ def test_absurd_resolution_refused(templates: dict[tuple[str, str], FingerTempla
     bad = dataclasses.replace(templates["db1_b", "101_1"], dpi=0.0)
     with pytest.raises(InvalidTemplate, match="resolution"):
         prepare(bad)
+
+
+# Genuine pairs of db1 for the distortion test (different impressions of four fingers).
+_DB1_PAIRS = [("101_1", "101_2"), ("102_1", "102_2"), ("103_1", "103_2"), ("104_1", "104_3")]
+
+
+@pytest.fixture(scope="module")
+def db1_templates(shared_data: Path) -> dict[str, FingerTemplate]:
+    names = {name for pair in _DB1_PAIRS for name in pair}
+    return {
+        name: extract(fvc_image(shared_data, "db1_b", name), dpi=FVC_DPI["db1_b"]).template
+        for name in names
+    }
+
+
+def _stretched(t: FingerTemplate, factor: float) -> FingerTemplate:
+    """The print stretched sideways about its centre (the skin pulled by a sliding press)."""
+    cx = t.width / 2
+    minutiae = tuple(dataclasses.replace(m, x=round(cx + (m.x - cx) * factor)) for m in t.minutiae)
+    return dataclasses.replace(t, minutiae=minutiae, width=math.ceil(t.width * factor))
+
+
+def test_stretched_print_keeps_most_of_its_score(
+    db1_templates: dict[str, FingerTemplate],
+) -> None:
+    # A 5 % stretch moves minutiae 10 pixels apart per 200: beyond a fixed 5-pixel
+    # compatibility tolerance, within the strain the consolidation allows. With the fixed
+    # tolerance alone these pairs kept about 76 % of their score on average.
+    ratios = []
+    for first, second in _DB1_PAIRS:
+        a, b = db1_templates[first], db1_templates[second]
+        ratios.append(compare(a, _stretched(b, 1.05)) / compare(a, b))
+    assert sum(ratios) / len(ratios) >= 0.85, ratios
+
+
+def _hull_bounds(points: NDArray[np.float64], corners: NDArray[np.float64]) -> tuple[int, int]:
+    """How many points are surely inside the hull of ``corners``, and how many may be (on its
+    boundary, which float rounding may put either side)."""
+    planes = ConvexHull(corners).equations
+    dist = points @ planes[:, :2].T + planes[:, 2]
+    return int((dist < -0.01).all(axis=1).sum()), int((dist <= 0.01).all(axis=1).sum())
+
+
+def test_overlap_counts_of_a_part_seen_elsewhere(
+    templates: dict[tuple[str, str], FingerTemplate],
+) -> None:
+    whole = templates["db1_b", "102_1"]
+    middle = sorted(m.x for m in whole.minutiae)[len(whole.minutiae) // 2]
+    part = dataclasses.replace(whole, minutiae=tuple(m for m in whole.minutiae if m.x >= middle))
+    # Turned by a right angle (exact in integer pixels) and shifted.
+    a, b = prepare(whole), prepare(_moved(part, angle=math.pi / 2, dx=40, dy=-30))
+    moved_xy = {
+        (float(x), float(y)): j for j, (x, y) in enumerate(b.xy.tolist())
+    }  # every cylinder of b, by position
+    pa, pb = [], []
+    for m in whole.minutiae:
+        if m.x < middle:
+            continue
+        single = _moved(dataclasses.replace(whole, minutiae=(m,)), angle=math.pi / 2, dx=40, dy=-30)
+        where = (float(single.minutiae[0].x), -float(single.minutiae[0].y))
+        row = np.flatnonzero((a.xy == np.array([m.x, -m.y], np.float32)).all(axis=1))
+        if where in moved_xy and row.size:
+            pa.append(int(row[0]))
+            pb.append(moved_xy[where])
+    assert len(pa) >= 5
+    count_a, count_b = _overlap_counts(
+        a, b, np.array(pa), np.array(pb), np.ones(len(pa), dtype=np.float32)
+    )
+    xy_whole = np.array([(m.x, -m.y) for m in whole.minutiae], dtype=np.float64)
+    xy_part = np.array([(m.x, -m.y) for m in part.minutiae], dtype=np.float64)
+    low_a, high_a = _hull_bounds(xy_whole, xy_part)  # in the frame of the whole print
+    low_b, high_b = _hull_bounds(xy_part, xy_whole)
+    assert low_a <= count_a <= high_a
+    assert low_b <= count_b <= high_b
+    assert count_a < len(whole.minutiae)  # the other half is not in common view
+    assert count_b >= len(part.minutiae) - (high_b - low_b)
