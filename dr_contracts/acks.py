@@ -94,7 +94,7 @@ class Ack:
             recorded_at=recorded_at.astimezone(UTC),
             key_id=key.key_id,
         )
-        signature = ed25519_sodium.sign(key, ACK_SIGNATURE_CONTEXT + unsigned.payload())
+        signature = key.sign(ACK_SIGNATURE_CONTEXT + unsigned.payload())
         return cls(**{**_fields_raw(unsigned), "signature": signature})
 
 

@@ -9,8 +9,9 @@ enrolment's acknowledgement is signed twice by central and verified twice by the
 libsodium is not more lenient: it refuses non-canonical ``S``, non-canonical and small-order
 public keys and small-order ``R``, where OpenSSL refuses non-canonical ``S``.
 
-Keys stay ``cryptography`` objects everywhere else; a libsodium copy of each is kept here,
-looked up by the key's raw bytes.
+Keys stay ``cryptography`` objects everywhere else. :class:`dr_contracts.keys.SigningKey` keeps
+its own libsodium copy of its private key (built once, never cached by key bytes here); public
+keys get a libsodium copy here, looked up by their raw bytes.
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ import functools
 import nacl.exceptions
 import nacl.signing
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from dr_contracts.keys import SigningKey
-
-__all__ = ["sign", "verify"]
+__all__ = ["signer_for", "verify"]
 
 _CACHED_KEYS = 64  # central verifies many devices; a device knows one or two central keys
 
@@ -34,15 +33,9 @@ def _verify_key(raw: bytes) -> nacl.signing.VerifyKey:
     return nacl.signing.VerifyKey(raw)
 
 
-@functools.lru_cache(maxsize=4)
-def _signing_key(seed: bytes) -> nacl.signing.SigningKey:
-    return nacl.signing.SigningKey(seed)
-
-
-def sign(key: SigningKey, data: bytes) -> bytes:
-    """``key``'s 64-byte Ed25519 signature of ``data`` (the same bytes as ``key.sign(data)``)."""
-    signer = _signing_key(key.private_key.private_bytes_raw())
-    return signer.sign(data).signature
+def signer_for(private_key: Ed25519PrivateKey) -> nacl.signing.SigningKey:
+    """A libsodium signer for ``private_key``: its signatures are the same bytes."""
+    return nacl.signing.SigningKey(private_key.private_bytes_raw())
 
 
 def verify(public_key: Ed25519PublicKey, signature: bytes, data: bytes) -> None:

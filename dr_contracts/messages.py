@@ -481,7 +481,7 @@ def encode_message(
         },
         canonical=True,
     )
-    data = cbor2.dumps([signed, ed25519_sodium.sign(key, SIGNATURE_CONTEXT + signed)])
+    data = cbor2.dumps([signed, key.sign(SIGNATURE_CONTEXT + signed)])
     if len(data) > MAX_MESSAGE_BYTES:
         raise ValueError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
     return data
