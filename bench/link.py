@@ -267,6 +267,7 @@ async def _raw_publish_rate(
     try:
         conn = await children.start(_subscriber_child, central, topic, n)
         async with _client(device, "bench-pub") as pub:
+            pub.pending_calls_threshold = window + 10  # as EdgeLink: `window` in flight by design
             slots = asyncio.Semaphore(window)
 
             async def one() -> None:
