@@ -1,11 +1,13 @@
 """MQTT link: end-to-end acknowledged enrolments per second, and RPC round trips.
 
     python -m bench link [--n=300] [--rpcs=1000] [--window=16] [--centrals=1] [--profile=DIR]
+                         [--no-audit]
 
 Everything real, on loopback, in this run, laid out as the system runs: mosquitto from
 central.broker's generated configuration (TLS with client certificates, ACL, persistence,
-TCP_NODELAY); central's service on SQLite with its MQTT side in ``--centrals`` processes of
-their own (shared subscriptions split the enrolments between them); the device (EdgeLink +
+TCP_NODELAY); central's service on SQLite, with its audit trail as ``dr-central serve`` runs
+it (``--no-audit``: without), and its MQTT side in ``--centrals`` processes of their own
+(shared subscriptions split the enrolments between them); the device (EdgeLink +
 SQLite outbox, synchronous=FULL) in this process.
 
 - **End to end**: seal (HPKE + Ed25519), enqueue (fsync), publish (QoS 1), ingest at central
@@ -46,6 +48,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from bench.queue import realistic_record
+from central.audit_hooks import CentralAudit
 from central.broker import MosquittoBroker
 from central.keyring import CentralKeyring
 from central.mqtt.server import CentralLink
@@ -82,6 +85,7 @@ class _CentralSpec:
     key_dir: Path
     instance: str
     profile: Path | None
+    audit: bool
 
 
 def _client(endpoint: _Endpoint, name: str) -> aiomqtt.Client:
@@ -132,6 +136,11 @@ def _central_child(spec: _CentralSpec, conn: Connection) -> None:
 
 async def _central_main(spec: _CentralSpec, conn: Connection) -> None:
     service = CentralService.open(database=spec.database, key_dir=spec.key_dir)
+    if spec.audit:  # as `dr-central serve` runs: ingests and lookups are audited
+        service.audit = CentralAudit.open(
+            spec.key_dir.parent / "audit" / f"{spec.instance}.db",
+            signer=service.keys.signing.private_key,
+        )
     try:
         link = CentralLink(
             CentralLinkSettings(
@@ -320,10 +329,13 @@ class _World:
     device_key: SigningKey
     service: CentralService
     profile: Path | None
+    audit: bool
 
     def central_spec(self, i: int, phase: str) -> _CentralSpec:
         profile = None if self.profile is None else self.profile / f"central{i + 1}-{phase}.prof"
-        return _CentralSpec(self.central, self.database, self.key_dir, f"central-{i + 1}", profile)
+        return _CentralSpec(
+            self.central, self.database, self.key_dir, f"central-{i + 1}", profile, self.audit
+        )
 
     def link(self, outbox: Outbox | None, *, window: int, **handlers: object) -> EdgeLink:
         return EdgeLink(
@@ -428,7 +440,14 @@ async def _e2e_phase(
 
 
 async def _run(
-    directory: Path, *, n: int, rpcs: int, window: int, centrals: int, profile: Path | None
+    directory: Path,
+    *,
+    n: int,
+    rpcs: int,
+    window: int,
+    centrals: int,
+    profile: Path | None,
+    audit: bool,
 ) -> dict[str, object]:
     ca = CertificateAuthority.load_or_create(directory / "ca")
     files = {
@@ -453,6 +472,7 @@ async def _run(
                 device_key=device_key,
                 service=service,
                 profile=profile,
+                audit=audit,
             )
             times, results["rpc_cpu"] = await _rpc_phase(world, rpcs=rpcs)
             results["rpc_p50_ms"] = statistics.median(times) * 1000
@@ -492,6 +512,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--window", type=int, default=16, help="enrolments in flight")
     parser.add_argument("--centrals", type=int, default=1, help="central processes")
     parser.add_argument("--profile", type=Path, default=None, help="write cProfile files here")
+    parser.add_argument(
+        "--no-audit", dest="audit", action="store_false", help="central without its audit trail"
+    )
     args = parser.parse_args(argv)
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -504,6 +527,7 @@ def main(argv: list[str]) -> None:
                 window=args.window,
                 centrals=args.centrals,
                 profile=args.profile,
+                audit=args.audit,
             )
         )
     e2e, raw = float(r["e2e_per_s"]), float(r["raw_per_s"])  # type: ignore[arg-type]
@@ -512,7 +536,9 @@ def main(argv: list[str]) -> None:
     size = float(r["payload_bytes"])  # type: ignore[arg-type]
     print(
         f"{args.n} enrolments of {size / 1024:.0f} KiB sealed, window {args.window}, "
-        f"{args.centrals} central process(es); {args.rpcs} RPCs. Loopback, TLS, one run; "
+        f"{args.centrals} central process(es), "
+        f"{'with' if args.audit else 'without'} central's audit trail; {args.rpcs} RPCs. "
+        "Loopback, TLS, one run; "
         f"load average {os.getloadavg()[0]:.1f}.\n"
     )
     print("| figure | link | baseline (same run) | ratio |")

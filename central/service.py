@@ -309,16 +309,28 @@ class CentralService:
         """The signed QR payload printed on the pre-request's recap."""
         return encode_prerequest_qr(number, signing_key=self.keys.signing.private_key)
 
-    def lookup_prerequest(self, number: str, *, device_id: str) -> PreRequest | Rejection:
-        """For a DR: the pre-request, if it can be used for an enrolment now."""
+    def lookup_prerequest(
+        self, number: str, *, device_id: str, audit: bool = True
+    ) -> PreRequest | Rejection:
+        """For a DR: the pre-request, if it can be used for an enrolment now.
+
+        ``audit=False``: the caller records the lookup itself with :meth:`audit_lookup`
+        (central's MQTT side does so once the reply has left, so that the audit append's
+        fsync is not part of the device's round trip).
+        """
         try:
             with self.store.transaction(write=False) as tx:
                 self._active_device(tx, device_id)
                 pre = self._usable_prerequest(tx, number)
         except RejectedError as exc:
             return exc.rejection
-        self.audit_event(audit_events.PREREQUEST_LOOKUP, actor=device_id, subject=pre.number)
+        if audit:
+            self.audit_lookup(pre.number, device_id=device_id)
         return pre
+
+    def audit_lookup(self, number: str, *, device_id: str) -> None:
+        """Record that ``device_id`` was given pre-request ``number`` (audit trail)."""
+        self.audit_event(audit_events.PREREQUEST_LOOKUP, actor=device_id, subject=number)
 
     def _load_prerequest(self, tx: Transaction, number: str) -> PreRequest | None:
         row = tx.one(
