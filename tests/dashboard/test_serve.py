@@ -19,7 +19,7 @@ import pytest
 from aiohttp import ClientResponse, ClientSession, CookieJar
 
 from central.dashboard.accounts import OperatorAccounts
-from tests.fixtures.dashboard import PROJECT_ROOT, WAIT_S
+from tests.fixtures.dashboard import WAIT_S, spawn_device_proc
 
 DEVICE = "dr-91228-01"
 PASSWORD = "un mot de passe assez long"
@@ -139,17 +139,7 @@ async def test_serve_mounts_the_live_dashboard(
             "key_file": str(bundle / "tls" / "client.key"),
             "signing_key": str(bundle / "device-signing.key"),
         }
-        config_file = tmp_path / "device.json"
-        config_file.write_text(json.dumps(config), encoding="utf-8")
-        device = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.dashboard.device_proc",
-            str(config_file),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=PROJECT_ROOT,
-        )
+        device = await spawn_device_proc(config, tmp_path / "device.json")
         try:
             await _events(stream, lambda s: _status(s) == "online")
         finally:

@@ -177,19 +177,26 @@ async def test_under_12_no_fingerprints(world: StationWorld) -> None:
     assert {f.exception for f in record.fingers} == {"under_age"}
 
 
-async def test_offline_enrolment_with_leased_number_delivered_later(world: StationWorld) -> None:
-    pre = world.prerequest(surname="Hors-Ligne")
+async def _offline_session(world: StationWorld, surname: str) -> tuple[str, dict[str, str]]:
+    """A session started once the station holds leased numbers and the broker is down: its
+    id, and the agent's offline details of the citizen ``surname``."""
     daemon = await world.start_daemon()
     async with asyncio.timeout(60):
         await daemon.station.wait_for(lambda: daemon.station.free_numbers() > 0)
     world.broker.stop()
     sid = (await world.call("start"))["id"]
     offline = {
-        "surname": "Hors-Ligne",
+        "surname": surname,
         "given_names": "Camille",
         "birth_date": "1988-05-17",
         "reason": "renewal",
     }
+    return sid, offline
+
+
+async def test_offline_enrolment_with_leased_number_delivered_later(world: StationWorld) -> None:
+    pre = world.prerequest(surname="Hors-Ligne")
+    sid, offline = await _offline_session(world, "Hors-Ligne")
     view = await world.call("recall", sid, qr=world.qr(pre.number), offline_details=offline)
     assert view["prerequest"]["verified_online"] is False
     await world.call("documents", sid, checked=["photo", "proof_of_address"])
@@ -231,17 +238,7 @@ async def test_offline_enrolment_refused_by_central_is_shown(world: StationWorld
     from dr_contracts.rejections import Rejection
 
     pre = world.prerequest(surname="Trop-Tard")
-    daemon = await world.start_daemon()
-    async with asyncio.timeout(60):
-        await daemon.station.wait_for(lambda: daemon.station.free_numbers() > 0)
-    world.broker.stop()
-    sid = (await world.call("start"))["id"]
-    offline = {
-        "surname": "Trop-Tard",
-        "given_names": "Camille",
-        "birth_date": "1988-05-17",
-        "reason": "renewal",
-    }
+    sid, offline = await _offline_session(world, "Trop-Tard")
     await world.call("recall", sid, number=pre.number, offline_details=offline)
     await world.call("documents", sid, checked=["photo", "proof_of_address"])
     await world.capture_until(sid)
